@@ -1,0 +1,5 @@
+"""``python -m scratchvae``: see :mod:`scratchvae.cli`."""
+from .cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

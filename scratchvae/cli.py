@@ -1,0 +1,42 @@
+"""Command-line interface: ``python -m scratchvae <command> [options]``.
+
+Each command lives in its own module that exposes ``register(subparsers)``; the module adds its
+subparser and sets ``func`` (called with the parsed arguments, returns an exit code). Heavy
+imports happen inside ``func`` so ``--help`` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Modules that contribute commands, in the order ``--help`` lists them.
+COMMAND_MODULES = ("scratchvae.cli_vae", "scratchvae.cli_ising")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m scratchvae",
+        description="scratchvae: variational inference from scratch in NumPy.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue  # command module not written yet
+        module.register(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
