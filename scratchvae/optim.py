@@ -1,0 +1,163 @@
+"""Optimizers: the only code in scratchvae that writes parameters.
+
+Each optimizer holds a reference to the model's ``params`` dict and updates those arrays in
+place from a ``grads`` dict with the same keys, shapes and dtypes. All arithmetic stays in the
+parameters' dtype (float32 parameters get float32 state and float32 updates).
+
+Updates, for a parameter p with gradient g of the *loss* (we minimize; to maximize the ELBO pass
+the gradient of -ELBO), step t = 1, 2, ...:
+
+    SGD with momentum:  v <- mu v - lr g;                    p <- p + v
+    Adagrad (Duchi et al. 2011; used by Kingma & Welling 2014):
+                        s <- s + g^2;                        p <- p - lr g / (sqrt(s) + eps)
+    Adam (Kingma & Ba 2015, Algorithm 1, with the bias correction folded into the step size):
+                        m <- b1 m + (1 - b1) g;   v <- b2 v + (1 - b2) g^2
+                        lr_t = lr sqrt(1 - b2^t) / (1 - b1^t)
+                        p <- p - lr_t m / (sqrt(v) + eps sqrt(1 - b2^t))
+
+Subnormal numbers. A parameter whose gradient is exactly zero for a long time (the weight of an
+MNIST border pixel that is always 0) has its momentum decay geometrically: m = 0.9^t m_0. In
+float32, after ~800 steps m falls below 1.2e-38 and becomes *subnormal*, and x86 arithmetic on
+subnormals is ~100x slower; a plain NumPy Adam measured 2.2x slower per epoch from epoch 2 on.
+We flush decaying state with ``_flush_subnormals``: adding then subtracting a constant c with
+c * eps_mach / 2 > tiny rounds every |m| < tiny to exactly 0 and leaves every |m| > 7e-24
+(float32) bit-for-bit unchanged. Two cheap in-place passes, no mask, no branch. (A decaying m
+ends at 0 or stalls a few grid steps ulp(c) above it, ~1e-37: normal numbers, harmless.)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._validate import check_positive, check_in_range
+
+
+def _flush_constant(dtype) -> np.generic:
+    """c = 4 tiny / eps, so that (x + c) - c is exactly 0 for every subnormal x.
+
+    ulp(c) >= 2 tiny, so any |x| < tiny is below half an ulp of c and x + c rounds to c. For
+    |x| > 2 c / eps (float32: ~7e-24, float64: ~4e-276) c is below half an ulp of x, so x + c == x
+    and the round trip is exact; in between, x moves by at most ulp(c) / 2 (~3e-38 in float32).
+    """
+    info = np.finfo(dtype)
+    return dtype.type(4 * info.tiny / info.eps)  # float32: 4.0e-31, float64: 4.0e-292
+
+
+def _flush_subnormals(x: np.ndarray, c) -> None:
+    """Round every subnormal entry of ``x`` to zero, in place (see the module docstring)."""
+    x += c
+    x -= c
+
+
+class Optimizer:
+    """Base class: validates that grads match params and keeps the step count."""
+
+    def __init__(self, params: dict, lr: float):
+        if not isinstance(params, dict) or not params:
+            raise TypeError("params must be a non-empty dict of name -> ndarray")
+        for name, p in params.items():
+            if not isinstance(p, np.ndarray) or p.dtype not in (np.float32, np.float64):
+                raise TypeError(f"params[{name!r}] must be a float32 or float64 ndarray, "
+                                f"got {getattr(p, 'dtype', type(p).__name__)}")
+        self.params = params
+        self.lr = check_positive("lr", lr)
+        self.t = 0
+        self.state = {}  # name -> {slot: ndarray}
+
+    def _check_grads(self, grads: dict) -> None:
+        if grads.keys() != self.params.keys():
+            missing = sorted(set(self.params) - set(grads))
+            extra = sorted(set(grads) - set(self.params))
+            raise ValueError(f"grads must have the keys of params; missing {missing}, unexpected {extra}")
+        for name, g in grads.items():
+            p = self.params[name]
+            if g.shape != p.shape or g.dtype != p.dtype:
+                raise ValueError(f"grads[{name!r}] must have shape {p.shape} and dtype {p.dtype}, "
+                                 f"got {g.shape} and {g.dtype}")
+
+    def step(self, grads: dict) -> None:
+        """Apply one update from ``grads`` (the gradient of the loss to minimize)."""
+        self._check_grads(grads)
+        self.t += 1
+        for name, p in self.params.items():
+            self._update(p, grads[name], self.state[name])
+
+    def state_dict(self) -> dict:
+        """Flat dict of arrays (for checkpoints): ``"t"`` and ``"<param>/<slot>"``."""
+        out = {"t": np.array(self.t, dtype=np.int64)}
+        for name, slots in self.state.items():
+            for slot, arr in slots.items():
+                out[f"{name}/{slot}"] = arr.copy()
+        return out
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned; refuses missing or mismatched entries."""
+        expected = {f"{n}/{s}" for n, slots in self.state.items() for s in slots} | {"t"}
+        if set(state) != expected:
+            raise ValueError(f"optimizer state has keys {sorted(set(state))[:6]}..., "
+                             f"expected {sorted(expected)[:6]}... ({len(expected)} keys)")
+        for name, slots in self.state.items():
+            for slot, arr in slots.items():
+                new = state[f"{name}/{slot}"]
+                if new.shape != arr.shape or new.dtype != arr.dtype:
+                    raise ValueError(f"optimizer state {name}/{slot} has shape {new.shape} dtype "
+                                     f"{new.dtype}, expected {arr.shape} {arr.dtype}")
+                arr[...] = new
+        self.t = int(state["t"])
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with (heavy-ball) momentum ``mu`` in [0, 1)."""
+
+    def __init__(self, params: dict, lr: float = 1e-2, momentum: float = 0.9):
+        super().__init__(params, lr)
+        self.momentum = check_in_range("momentum", momentum, 0.0, 1.0, high_open=True)
+        self.state = {n: {"velocity": np.zeros_like(p)} for n, p in params.items()}
+
+    def _update(self, p, g, state):
+        v, dt = state["velocity"], p.dtype.type
+        v *= dt(self.momentum)     # v <- mu v
+        v -= dt(self.lr) * g       #      - lr g
+        _flush_subnormals(v, _flush_constant(p.dtype))
+        p += v                     # p <- p + v
+
+
+class Adagrad(Optimizer):
+    """Adagrad: per-coordinate step lr / sqrt(sum of squared gradients)."""
+
+    def __init__(self, params: dict, lr: float = 1e-2, eps: float = 1e-8):
+        super().__init__(params, lr)
+        self.eps = check_positive("eps", eps)
+        self.state = {n: {"sum_sq": np.zeros_like(p)} for n, p in params.items()}
+
+    def _update(self, p, g, state):
+        s, dt = state["sum_sq"], p.dtype.type
+        s += g * g                                      # s <- s + g^2 (never decays: no flush)
+        p -= dt(self.lr) * g / (np.sqrt(s) + dt(self.eps))
+
+
+class Adam(Optimizer):
+    """Adam with bias correction; state in the parameters' dtype, subnormals flushed."""
+
+    def __init__(self, params: dict, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-8):
+        super().__init__(params, lr)
+        self.beta1 = check_in_range("beta1", beta1, 0.0, 1.0, high_open=True)
+        self.beta2 = check_in_range("beta2", beta2, 0.0, 1.0, high_open=True)
+        self.eps = check_positive("eps", eps)
+        self.state = {n: {"m": np.zeros_like(p), "v": np.zeros_like(p)} for n, p in params.items()}
+
+    def _update(self, p, g, state):
+        m, v, dt = state["m"], state["v"], p.dtype.type
+        c = _flush_constant(p.dtype)
+        m += dt(1 - self.beta1) * (g - m)          # m <- b1 m + (1 - b1) g
+        _flush_subnormals(m, c)
+        v += dt(1 - self.beta2) * (g * g - v)      # v <- b2 v + (1 - b2) g^2
+        _flush_subnormals(v, c)
+        bc2 = np.sqrt(1 - self.beta2 ** self.t)
+        lr_t = dt(self.lr * bc2 / (1 - self.beta1 ** self.t))
+        denom = np.sqrt(v)
+        denom += dt(self.eps * bc2)
+        p -= lr_t * m / denom                      # p <- p - lr_t m / (sqrt(v) + eps sqrt(1-b2^t))
+
+
+OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "adam": Adam}
