@@ -23,7 +23,7 @@ as LeCun et al. (1998) describe MNIST: the longest side of the bounding box fill
 pixels and the centre of mass sits at the image centre. Pixel value 1 is ink, 0 background.
 
 matplotlib is needed only to read the font outlines (``matplotlib.textpath.TextPath``); it is
-imported inside :func:`_glyph_polygons`, so ``import scratchvae`` does not load it. This is the
+imported inside :func:`_font_polygons`, so ``import scratchvae`` does not load it. This is the
 one use of matplotlib outside ``scratchvae/viz``: here it is a font reader, not a plotting tool.
 """
 from __future__ import annotations
@@ -52,14 +52,44 @@ FONT_FILES = {
     "cm-sans": "cmss10.ttf",
     "cm-roman": "cmr10.ttf",
 }
-STYLES = tuple(FONT_FILES)
+
+# Our own single-line "pen" glyphs: centre lines in a unit box (x right, y down), each stroke
+# ("S", points) = Catmull-Rom spline through the points, or ("L", points) = straight segments.
+_PEN = {
+    0: [("S", [(.5, 0), (.16, .25), (.2, .8), (.5, 1), (.8, .78), (.84, .22), (.5, 0), (.16, .25)])],
+    1: [("L", [(.56, 0), (.44, 1)])],
+    2: [("S", [(.15, .22), (.45, 0), (.8, .15), (.72, .48), (.1, 1)]), ("S", [(.1, 1), (.5, .94), (.9, .98)])],
+    3: [("S", [(.15, .12), (.5, 0), (.8, .18), (.45, .47)]), ("S", [(.45, .47), (.85, .7), (.55, 1), (.12, .88)])],
+    4: [("L", [(.64, 0), (.1, .66), (.9, .66)]), ("L", [(.64, 0), (.62, 1)])],
+    5: [("L", [(.82, 0), (.3, .02), (.25, .45)]), ("S", [(.25, .45), (.75, .5), (.78, .85), (.45, 1), (.14, .9)])],
+    6: [("S", [(.75, 0), (.3, .3), (.2, .75), (.5, 1), (.8, .75), (.55, .5), (.2, .68)])],
+    7: [("L", [(.1, .02), (.9, 0), (.4, 1)])],
+    8: [("S", [(.52, .46), (.8, .2), (.5, 0), (.2, .2), (.52, .46), (.82, .74), (.5, 1), (.18, .74),
+               (.52, .46), (.8, .2)])],
+    9: [("S", [(.8, .22), (.5, .45), (.2, .25), (.5, 0), (.8, .22)]), ("S", [(.8, .22), (.75, .6), (.65, 1)])],
+}
+# "pen-alt": the other common handwritten forms (flagged 1, open 4, crossed 7, straight-stem 9, looped 2)
+_PEN_ALT = dict(_PEN)
+_PEN_ALT.update({
+    0: [("S", [(.5, 0), (.25, .3), (.3, .85), (.55, 1), (.75, .7), (.7, .15), (.5, 0), (.25, .3)])],
+    1: [("L", [(.3, .2), (.6, 0), (.5, 1)])],
+    2: [("S", [(.15, .2), (.5, 0), (.8, .2), (.6, .6), (.2, .95), (.2, .8), (.45, .85), (.9, 1)])],
+    4: [("L", [(.2, 0), (.12, .55), (.88, .55)]), ("L", [(.7, .05), (.66, 1)])],
+    7: [("L", [(.1, .04), (.9, 0), (.45, 1)]), ("L", [(.35, .5), (.82, .48)])],
+    9: [("S", [(.78, .2), (.5, .42), (.22, .22), (.5, 0), (.78, .2)]), ("L", [(.78, .2), (.74, 1)])],
+})
+PEN_GLYPHS = {"pen": _PEN, "pen-alt": _PEN_ALT}
+STYLES = tuple(FONT_FILES) + tuple(PEN_GLYPHS)
+# The default draw: every style once, plus the two pen styles (the most handwriting-like) four
+# more times each, so about a third of the images are pen-drawn. Repeating a name weights it.
+DEFAULT_STYLES = STYLES + ("pen", "pen-alt") * 4
 
 _MASTER = 128          # side of the master SDF canvas, pixels
 _BOX = 20.0 / 28.0     # longest side of a glyph's bounding box, as a fraction of the frame
 
 
-def _glyph_polygons(style: str, digit: int) -> list:
-    """Outline polygons of one glyph in font units (list of (V, 2) arrays, y up)."""
+def _font_polygons(style: str, digit: int) -> list:
+    """Outline polygons of one font glyph in font units (list of (V, 2) arrays, y up)."""
     import matplotlib
     from matplotlib.font_manager import FontProperties
     from matplotlib.textpath import TextPath
@@ -69,46 +99,82 @@ def _glyph_polygons(style: str, digit: int) -> list:
     polys = [np.asarray(p, dtype=np.float64) for p in text.to_polygons(closed_only=True)]
     if style.startswith("mono") and digit == 0:
         polys = [p for p in polys if np.ptp(p[:, 1]) > 30.0]   # drop the dot inside the zero
-    return polys
+    return [p * (1.0, -1.0) for p in polys]                     # y down, like image rows
 
 
-def _rasterize(polys: list, n: int) -> tuple[np.ndarray, float]:
-    """Even-odd fill of ``polys`` (already in canvas pixels, y down) on an n x n grid.
+def _pen_strokes(strokes: list, per_segment: int = 40) -> list:
+    """Dense points along each pen stroke: a list of (V, 2) arrays as (x, y)."""
+    out = []
+    for kind, pts in strokes:
+        p = np.asarray(pts, dtype=np.float64)
+        t = np.linspace(0.0, 1.0, per_segment, endpoint=False)[:, None]
+        if kind == "L":
+            pieces = [a + (b - a) * t for a, b in zip(p[:-1], p[1:])]
+        else:  # uniform Catmull-Rom through p, end tangents by reflection
+            q = np.vstack([2 * p[0] - p[1], p, 2 * p[-1] - p[-2]])
+            pieces = [0.5 * (2 * b + (c - a) * t + (2 * a - 5 * b + 4 * c - d) * t ** 2
+                             + (3 * b - a - 3 * c + d) * t ** 3)
+                      for a, b, c, d in zip(q[:-3], q[1:-2], q[2:-1], q[3:])]
+        out.append(np.vstack(pieces + [p[-1:]]))
+    return out
 
-    Returns the boolean mask (n, n) and the outline length in pixels.
-    """
+
+def _normalize(points: np.ndarray) -> tuple[float, np.ndarray]:
+    """Scale and offset mapping a glyph's bounding box into the centre 20/28 of the master canvas."""
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    scale = _BOX * _MASTER / max(hi - lo)
+    return scale, _MASTER / 2.0 - (lo + hi) / 2.0 * scale
+
+
+def _font_sdf(style: str, digit: int) -> tuple[np.ndarray, float]:
+    """Signed distance to a font glyph outline (negative inside), and its mean stroke width 2A/P."""
     from matplotlib.path import Path
+    from scipy.ndimage import distance_transform_edt
 
-    rows, cols = np.mgrid[0:n, 0:n] + 0.5
-    pts = np.column_stack([cols.ravel(), rows.ravel()])                    # (n*n, 2) as (x, y)
-    inside = np.zeros(n * n, dtype=bool)
+    polys = _font_polygons(style, digit)
+    scale, offset = _normalize(np.concatenate(polys))
+    polys = [p * scale + offset for p in polys]
+    rows, cols = np.mgrid[0:_MASTER, 0:_MASTER] + 0.5
+    pts = np.column_stack([cols.ravel(), rows.ravel()])                     # pixel centres (x, y)
+    inside = np.zeros(pts.shape[0], dtype=bool)
     for p in polys:
-        inside ^= Path(p).contains_points(pts)    # XOR of contours = even-odd rule: holes stay empty
+        inside ^= Path(p).contains_points(pts)   # XOR over contours = even-odd rule: holes stay empty
+    mask = inside.reshape(_MASTER, _MASTER)
     perimeter = sum(float(np.sum(np.hypot(*np.diff(p, axis=0).T))) for p in polys)
-    return inside.reshape(n, n), perimeter
+    sdf = np.where(mask, 0.5 - distance_transform_edt(mask), distance_transform_edt(~mask) - 0.5)
+    return sdf, 2.0 * mask.sum() / perimeter
+
+
+def _pen_sdf(style: str, digit: int) -> tuple[np.ndarray, float]:
+    """Distance to the pen's centre line (a zero-width stroke: mean width 0)."""
+    from scipy.ndimage import distance_transform_edt
+
+    strokes = _pen_strokes(PEN_GLYPHS[style][digit])
+    scale, offset = _normalize(np.concatenate(strokes))
+    dense = []
+    for xy in strokes:
+        xy = xy * scale + offset
+        steps = np.ceil(np.hypot(*np.diff(xy, axis=0).T) * 4).astype(int) + 1  # <= 1/4 px apart
+        dense += [np.linspace(a, b, k) for a, b, k in zip(xy[:-1], xy[1:], steps)]
+    ij = np.clip(np.vstack(dense)[:, ::-1].astype(int), 0, _MASTER - 1)    # (row, col) pixels
+    off_line = np.ones((_MASTER, _MASTER), dtype=bool)
+    off_line[ij[:, 0], ij[:, 1]] = False
+    return distance_transform_edt(off_line), 0.0
 
 
 @functools.lru_cache(maxsize=None)
 def _master(style: str, digit: int):
-    """Signed distance field of one normalized glyph, with its centre of mass and stroke width.
+    """Master signed distance field of one glyph, its centre of mass and its mean stroke width.
 
     Returns ``(sdf, com, width)``: ``sdf`` (M, M) float32 in master pixels (negative inside),
-    ``com`` the (row, col) centre of mass, ``width`` the mean stroke width 2*area/perimeter.
+    ``com`` the (row, col) centre of mass of the ink of the glyph drawn as in a default-width
+    image, ``width`` its mean stroke width in master pixels.
     """
-    from scipy.ndimage import distance_transform_edt
-
-    polys = _glyph_polygons(style, digit)
-    allv = np.concatenate(polys)
-    lo, hi = allv.min(axis=0), allv.max(axis=0)
-    scale = _BOX * _MASTER / max(hi - lo)
-    centre = (lo + hi) / 2.0
-    canvas = [np.column_stack([(p[:, 0] - centre[0]) * scale + _MASTER / 2,
-                               _MASTER / 2 - (p[:, 1] - centre[1]) * scale]) for p in polys]
-    mask, perimeter = _rasterize(canvas, _MASTER)
-    sdf = np.where(mask, 0.5 - distance_transform_edt(mask), distance_transform_edt(~mask) - 0.5)
-    rows, cols = np.nonzero(mask)
-    com = (rows.mean() + 0.5, cols.mean() + 0.5)
-    return sdf.astype(np.float32), com, 2.0 * mask.sum() / perimeter
+    sdf, width = (_pen_sdf if style in PEN_GLYPHS else _font_sdf)(style, digit)
+    ink = np.clip(0.5 + (2.7 * _MASTER / 28.0 - width) / 2.0 - sdf, 0.0, 1.0)   # (M, M)
+    rows, cols = np.mgrid[0:_MASTER, 0:_MASTER] + 0.5
+    com = (float(np.sum(ink * rows) / ink.sum()), float(np.sum(ink * cols) / ink.sum()))
+    return sdf.astype(np.float32), com, float(width)
 
 
 def _elastic_basis(size: int, knots: int = 4) -> np.ndarray:
@@ -126,13 +192,13 @@ def _draw_params(n: int, n_styles: int, rng: np.random.Generator) -> dict:
     """All random choices for n images, drawn in a fixed order (so a seed fixes the images)."""
     p = {"label": rng.permutation(np.arange(n) % 10)}                        # balanced classes
     p["style"] = rng.integers(0, n_styles, size=n)
-    p["theta"] = np.deg2rad(np.clip(rng.normal(0.0, 8.0, n), -20, 20))     # rotation
-    p["shear"] = np.clip(rng.normal(0.12, 0.15, n), -0.3, 0.5)              # slant to the right
+    p["theta"] = np.deg2rad(np.clip(rng.normal(0.0, 10.0, n), -25, 25))    # rotation
+    p["shear"] = np.clip(rng.normal(0.12, 0.2, n), -0.35, 0.6)              # slant, mostly right
     p["scale"] = rng.uniform(0.85, 1.08, n)
-    p["aspect"] = np.exp(rng.normal(0.0, 0.08, n))                          # x/y stretch
+    p["aspect"] = np.exp(np.clip(rng.normal(0.0, 0.12, n), -0.3, 0.3))     # x/y stretch
     p["shift"] = rng.normal(0.0, 0.7, (n, 2))                               # output pixels
-    p["width"] = rng.uniform(1.8, 3.6, n)                                   # stroke width at 28 px
-    p["elastic"] = rng.normal(0.0, 0.6, (n, 2, 16))                         # output pixels
+    p["width"] = rng.uniform(1.6, 3.4, n)                                   # stroke width at 28 px
+    p["elastic"] = rng.normal(0.0, 0.9, (n, 2, 16))                         # output pixels
     return p
 
 
@@ -150,7 +216,8 @@ def render_digits(n: int, rng: np.random.Generator, *, size: int = 28, styles=No
     size : int
         Side of the square images in pixels (>= 8); 28 matches MNIST.
     styles : sequence of str, optional
-        Font styles to draw from uniformly (default: all of :data:`STYLES`).
+        Styles to draw from, uniformly over the entries (repeat a name to weight it); each must
+        be in :data:`STYLES`. Default :data:`DEFAULT_STYLES` (a third pen-drawn).
     flatten : bool
         If True return images of shape (n, size*size), row-major; else (n, size, size).
     dtype : float32 or float64
@@ -173,53 +240,62 @@ def render_digits(n: int, rng: np.random.Generator, *, size: int = 28, styles=No
     n = check_int("n", n, minimum=1)
     rng = check_rng("rng", rng)
     size = check_int("size", size, minimum=8)
-    styles = STYLES if styles is None else tuple(styles)
-    if not styles or any(s not in FONT_FILES for s in styles):
+    styles = DEFAULT_STYLES if styles is None else tuple(styles)
+    if not styles or any(s not in STYLES for s in styles):
         raise ValueError(f"styles must be a non-empty subset of {STYLES}, got {styles!r}")
     if np.dtype(dtype) not in (np.float32, np.float64):
         raise TypeError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
     p = _draw_params(n, len(styles), rng)
+    unique = tuple(dict.fromkeys(styles))
+    p["glyph"] = np.array([unique.index(s) for s in styles])[p["style"]] * 10 + p["label"]
+    bank = _bank(unique)
     out = np.empty((n, size * size), dtype=np.float32)
     for start in range(0, n, 1024):                      # bounded memory: ~1024 images per pass
         sl = slice(start, min(start + 1024, n))
-        out[sl] = _render_chunk({k: v[sl] for k, v in p.items()}, styles, size)
+        out[sl] = _render_chunk({k: v[sl] for k, v in p.items()}, bank, size)
     images = out.astype(dtype, copy=False)
     if not flatten:
         images = images.reshape(n, size, size)
     return images, p["label"].astype(np.int64)
 
 
-def _render_chunk(p: dict, styles: tuple, size: int) -> np.ndarray:
-    """Render one chunk of images from its parameters; returns (B, size*size) float32."""
-    keys = [(s, d) for s in styles for d in range(10)]
-    bank = np.stack([_master(s, d)[0] for s, d in keys])                    # (G, M, M)
-    com = np.array([_master(s, d)[1] for s, d in keys], dtype=np.float32)   # (G, 2)
-    w0 = np.array([_master(s, d)[2] for s, d in keys], dtype=np.float32)    # (G,)
-    glyph = p["style"] * 10 + p["label"]                                     # (B,)
-    b = glyph.size
+@functools.lru_cache(maxsize=8)
+def _bank(styles: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stacked master SDFs (G, M, M), centres of mass (G, 2) and stroke widths (G,), G = 10 * styles."""
+    masters = [_master(s, d) for s in styles for d in range(10)]
+    return (np.stack([m[0] for m in masters]), np.array([m[1] for m in masters], dtype=np.float32),
+            np.array([m[2] for m in masters], dtype=np.float32))
+
+
+def _render_chunk(p: dict, bank: tuple, size: int) -> np.ndarray:
+    """Render one chunk of images from its parameters; returns (B, size*size) float32.
+
+    Geometry is computed in units of a 28-pixel frame ("u28") whatever ``size`` is, so the
+    jitter distributions mean the same thing at every resolution.
+    """
+    sdf, com, w0 = bank
+    glyph = p["glyph"]                                                       # (B,)
     f32 = np.float32
     # inverse affine A^-1 = diag(1/sx, 1/sy) Shear(-k) Rot(-theta), acting on (row, col)
-    c, s = np.cos(p["theta"]).astype(f32), np.sin(p["theta"]).astype(f32)   # (B,)
-    sx = (p["scale"] * np.sqrt(p["aspect"])).astype(f32)
-    sy = (p["scale"] / np.sqrt(p["aspect"])).astype(f32)
-    k = p["shear"].astype(f32)
-    centre = f32(size / 2.0)
-    rr, cc = (np.mgrid[0:size, 0:size].reshape(2, -1) + 0.5).astype(f32) - centre   # (P,), P = size^2
-    du = rr[None, :] - p["shift"][:, 0, None].astype(f32)                    # (B, P) rows
-    dv = cc[None, :] - p["shift"][:, 1, None].astype(f32)                    # (B, P) cols
-    # un-rotate (rotation by +theta is counter-clockwise on screen: rows point down)
-    r1 = c[:, None] * du + s[:, None] * dv
-    c1 = -s[:, None] * du + c[:, None] * dv
-    c1 = c1 + k[:, None] * r1                    # un-shear: forward shear is col -= k * row
+    c, s = np.cos(p["theta"]).astype(f32)[:, None], np.sin(p["theta"]).astype(f32)[:, None]
+    sx = (p["scale"] * np.sqrt(p["aspect"])).astype(f32)[:, None]           # (B, 1)
+    sy = (p["scale"] / np.sqrt(p["aspect"])).astype(f32)[:, None]
+    k = p["shear"].astype(f32)[:, None]
+    u28 = f32(28.0 / size)
+    rr, cc = ((np.mgrid[0:size, 0:size].reshape(2, -1) + 0.5) * u28 - 14.0).astype(f32)  # (P,)
+    du = rr - p["shift"][:, :1].astype(f32)                                  # (B, P) rows
+    dv = cc - p["shift"][:, 1:].astype(f32)                                  # (B, P) cols
+    r1 = c * du + s * dv                         # un-rotate
+    c1 = c * dv - s * du + k * (c * du + s * dv) # un-rotate, then un-shear (forward: col -= k*row)
     basis = _elastic_basis(size)                                             # (P, 16)
-    gr = r1 / sy[:, None] + p["elastic"][:, 0].astype(f32) @ basis.T         # (B, P)
-    gc = c1 / sx[:, None] + p["elastic"][:, 1].astype(f32) @ basis.T         # (B, P)
-    to_master = f32(_MASTER / size)
-    mr = gr * to_master + com[glyph, 0, None] - f32(0.5)     # array index coordinates (B, P)
-    mc = gc * to_master + com[glyph, 1, None] - f32(0.5)
-    d = _bilinear(bank, glyph, mr, mc) / to_master * p["scale"].astype(f32)[:, None]   # (B, P)
-    grow = (p["width"].astype(f32) * f32(size / 28.0) - w0[glyph] / to_master) / f32(2)
-    return np.clip(f32(0.5) + grow[:, None] - d, 0.0, 1.0)
+    gr = r1 / sy + p["elastic"][:, 0].astype(f32) @ basis.T                  # (B, P), u28
+    gc = c1 / sx + p["elastic"][:, 1].astype(f32) @ basis.T
+    to_master = f32(_MASTER / 28.0)
+    mr = gr * to_master + com[glyph, :1] - f32(0.5)          # array index coordinates (B, P)
+    mc = gc * to_master + com[glyph, 1:] - f32(0.5)
+    d = _bilinear(sdf, glyph, mr, mc) * (p["scale"].astype(f32)[:, None] / to_master)  # (B, P), u28
+    grow = (p["width"].astype(f32) - w0[glyph] / to_master)[:, None] / f32(2)          # (B, 1), u28
+    return np.clip(f32(0.5) + (grow - d) / u28, 0.0, 1.0)    # one-output-pixel ramp at the outline
 
 
 def _bilinear(bank: np.ndarray, which: np.ndarray, r: np.ndarray, c: np.ndarray) -> np.ndarray:

@@ -343,7 +343,7 @@ class Bernoulli:
         bad = (x != 0) & (x != 1)
         if np.any(bad):
             raise ValueError(f"x must contain only 0 and 1 (Bernoulli observations), got "
-                             f"{np.count_nonzero(bad)} other value(s), e.g. {x[bad].flat[0]!r}; "
+                             f"{np.count_nonzero(bad)} other value(s), e.g. {float(x[bad].flat[0]):g}; "
                              f"for grey levels use bernoulli_log_prob")
 
     def log_prob(self, x):
