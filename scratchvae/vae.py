@@ -138,7 +138,9 @@ class VAE:
         Returns
         -------
         objective : ndarray (B,)
-        cache : tuple
+        cache : dict
+            What backward needs; also ``z`` (B, L, Dz) and, for "mc" and "iwae", ``log_w``
+            (B, L) = log p(x|z_l) + log p(z_l) - log q(z_l|x), the per-sample ELBO terms.
         stats : dict of (B,) arrays: ``rec`` (mean log p(x|z)), ``kl`` (analytic KL(q||p)).
         """
         if check:
@@ -163,12 +165,13 @@ class VAE:
         else:
             log_pz = standard_normal_log_prob(z).sum(-1)                       # (B, L)
             log_qz = log_q_via_jacobian(eps, log_abs_det)                      # (B, L)
+            log_w = log_px + log_pz - log_qz                                   # (B, L)
             if estimator == "mc":
                 objective = rec + x.dtype.type(beta) * (log_pz - log_qz).mean(axis=1)
             else:
-                log_w = log_px + log_pz - log_qz                               # (B, L)
                 objective = _logmeanexp(log_w)
-        cache = (estimator, beta, q, q_cache, z, t_cache, dec_cache, lik_cache, log_w, L)
+        cache = dict(estimator=estimator, beta=beta, q=q, q_cache=q_cache, z=z, t_cache=t_cache,
+                     dec_cache=dec_cache, lik_cache=lik_cache, log_w=log_w, n_samples=L)
         return objective, cache, {"rec": rec, "kl": kl}
 
     # ---------------------------------------------------------------------------------------
@@ -176,7 +179,9 @@ class VAE:
     # ---------------------------------------------------------------------------------------
     def backward(self, dobjective, cache):
         """Gradients of sum_b objective_b * dobjective_b for every parameter (keys of params)."""
-        estimator, beta, q, q_cache, z, t_cache, dec_cache, lik_cache, log_w, L = cache
+        c = cache
+        estimator, beta, q, z, log_w, L = (c["estimator"], c["beta"], c["q"], c["z"], c["log_w"],
+                                           c["n_samples"])
         B, _, Dz = z.shape
         dt = z.dtype.type
         if estimator == "iwae":
@@ -185,18 +190,18 @@ class VAE:
         else:
             w = np.repeat(dobjective[:, None] / dt(L), L, axis=1)   # (B, L)
             b = dt(beta)
-        dout = self.likelihood.backward(w, lik_cache)                # (B, L, P)
-        dz, dec_grads = self.decoder.backward(dout.reshape(B * L, -1), dec_cache)
+        dout = self.likelihood.backward(w, c["lik_cache"])                # (B, L, P)
+        dz, dec_grads = self.decoder.backward(dout.reshape(B * L, -1), c["dec_cache"])
         dz = dz.reshape(B, L, Dz)
         dlog_abs_det = None
         if estimator != "analytic":
             dz = dz - (b * w)[..., None] * z                          # log p(z): d/dz = -z
             dlog_abs_det = b * w                                      # -log q = ... + log|det|
         if self.posterior == "diagonal":
-            g = diagonal_affine_backward(dz, dlog_abs_det, t_cache)
+            g = diagonal_affine_backward(dz, dlog_abs_det, c["t_cache"])
             dq2 = g["log_scale"].sum(axis=1)                         # (B, Dz)
         else:
-            g = tril_affine_backward(dz, dlog_abs_det, t_cache)
+            g = tril_affine_backward(dz, dlog_abs_det, c["t_cache"])
             dq2 = g["scale_tril"].sum(axis=1)                        # (B, Dz, Dz)
         dloc = g["loc"].sum(axis=1)                                  # (B, Dz)
         if estimator == "analytic":                                  # - beta * KL(q || p)
@@ -207,7 +212,7 @@ class VAE:
                 dq2 = dq2 + coef[:, None] * gkl["log_scale"]
             else:
                 dq2 = dq2 + coef[:, None, None] * gkl["scale_tril"]
-        enc_grads = self._encode_backward(dloc, dq2, q_cache)
+        enc_grads = self._encode_backward(dloc, dq2, c["q_cache"])
         return {**{"enc." + k: v for k, v in enc_grads.items()},
                 **{"dec." + k: v for k, v in dec_grads.items()}}
 
