@@ -78,12 +78,16 @@ def check_rng(name: str, rng) -> np.random.Generator:
     return rng
 
 
+def _real(name: str, value) -> float:
+    """A Python or NumPy real number (bool and strings refused) as a float."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    return float(value)
+
+
 def check_positive(name: str, value, *, strict: bool = True) -> float:
     """Require a finite real number > 0 (or >= 0 when ``strict`` is False)."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}") from None
+    v = _real(name, value)
     if not np.isfinite(v) or (v <= 0 if strict else v < 0):
         raise ValueError(f"{name} must be {'>' if strict else '>='} 0 and finite, got {value!r}")
     return v
@@ -92,10 +96,7 @@ def check_positive(name: str, value, *, strict: bool = True) -> float:
 def check_in_range(name: str, value, low: float, high: float, *, low_open: bool = False,
                    high_open: bool = False) -> float:
     """Require ``low <= value <= high`` (with ``*_open`` making that end strict)."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}") from None
+    v = _real(name, value)
     lo_ok = v > low if low_open else v >= low
     hi_ok = v < high if high_open else v <= high
     if not (np.isfinite(v) and lo_ok and hi_ok):

@@ -81,15 +81,18 @@ def run(args) -> int:
                "ICM": denoise(model, "icm", max_sweeps=args.icm_sweeps),
                "Gibbs": denoise(model, "gibbs", rng=rng, n_sweeps=args.gibbs_sweeps,
                                 burn_in=args.burn_in)}
-    print(f"{setting}, J={args.coupling:g}, {clean.shape[0]}x{clean.shape[1]} image, seed {args.seed}")
-    print(f"{'method':<12}{'error %':>9}{'correct %':>11}{'sweeps':>8}{'ms/sweep':>10}  final trace")
+    print(f"{setting}, J={args.coupling:g}, {clean.shape[0]}x{clean.shape[1]} image, "
+          f"seed {args.seed}")
+    print(f"{'method':<12}{'error %':>9}{'correct %':>11}{'sweeps':>8}{'ms/sweep':>10}"
+          "  final trace")
     for name, res in results.items():
         err = 100 * ising.error_rate(res.mean, clean)
         last = f"{res.trace_label} = {res.trace[-1]:.2f}" if res.trace.size else ""
         print(f"{name:<12}{err:>9.2f}{100 - err:>11.2f}{res.n_sweeps:>8}"
               f"{1e3 * res.seconds_per_sweep:>10.3f}  {last}")
     if args.out:
-        errs = ", ".join(f"{k} {100 * ising.error_rate(r.mean, clean):.1f}%" for k, r in results.items())
+        errs = ", ".join(f"{k} {100 * ising.error_rate(r.mean, clean):.1f}%"
+                         for k, r in results.items())
         path = denoising_figure(
             clean, noisy, {k: results[k] for k in ("mean field", "ICM", "Gibbs")},
             suptitle=f"Ising denoising, {setting}, J={args.coupling:g}, {args.schedule} sweeps, "

@@ -8,7 +8,8 @@ Hidden image z in {-1,+1}^(H x W), observed image x of the same shape::
                 W_ij = J for the 4 (or 8) grid neighbours of i, 0 otherwise; free boundary;
                 the sum runs over each edge i~j ONCE.
     likelihood  p(x | z) = prod_i exp(l_i(z_i)),   l_i(s) = log p(x_i | z_i = s)
-                Gaussian:  x_i = z_i + sigma n_i,  l_i(s) = -(x_i - s)^2 / (2 sigma^2) - log(2 pi sigma^2) / 2
+                Gaussian:  x_i = z_i + sigma n_i,
+                           l_i(s) = -(x_i - s)^2 / (2 sigma^2) - log(2 pi sigma^2) / 2
                 flips:     x_i = -z_i w.p. p,      l_i(s) = log(1 - p) if x_i == s else log p
     joint       log p~(z, x) = sum_{i~j} W_ij z_i z_j + sum_i l_i(z_i) = log p(z, x) + log Z0
 
@@ -25,7 +26,8 @@ negative (a widely copied port uses l(-1) - l(+1) and returns the photographic n
 ELBO (exact for mean field; no sampling)::
 
     L(mu) = E_q[log p~(z, x)] + H(q)
-          = sum_{i~j} W_ij mu_i mu_j + sum_i (c_i + h_i mu_i) + sum_i H_i,   c_i = (l_i(+1) + l_i(-1)) / 2
+          = sum_{i~j} W_ij mu_i mu_j + sum_i (c_i + h_i mu_i) + sum_i H_i
+    c_i   = (l_i(+1) + l_i(-1)) / 2                             (so that l_i(s) = c_i + s h_i)
     H_i   = log 2 - [(1 + mu_i) log(1 + mu_i) + (1 - mu_i) log(1 - mu_i)] / 2
     L(mu) <= log Z(x) = log sum_z p~(z, x) = log p(x) + log Z0.
 
@@ -57,7 +59,7 @@ from ._validate import (check_float_array, check_in_range, check_int, check_posi
 SCHEDULES = ("parallel", "checkerboard")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class IsingModel:
     """Posterior p(z | x) of the Ising denoising model, stored as per-pixel likelihood terms.
 
@@ -85,7 +87,7 @@ class IsingModel:
         return self.half_log_odds.shape
 
 
-@dataclass
+@dataclass(eq=False)
 class IsingResult:
     """Output shared by mean field, threshold, ICM and Gibbs (see ``ising_baselines.denoise``).
 
@@ -134,8 +136,17 @@ def check_image(name: str, x, *, spins: bool = False) -> np.ndarray:
     return x
 
 
+def check_model(model) -> IsingModel:
+    """Require an :class:`IsingModel` (made by one of the validating factories)."""
+    if not isinstance(model, IsingModel):
+        raise TypeError(f"model must be an IsingModel (build one with gaussian_model, flip_model "
+                        f"or model_from_log_lik), got {type(model).__name__}")
+    return model
+
+
 def check_mean(name: str, mu, model: IsingModel) -> np.ndarray:
     """Require mean parameters of the model's shape and dtype with values in [-1, 1]."""
+    check_model(model)
     check_float_array(name, mu, ndim=2)
     check_same_shape(name, mu, "model.half_log_odds", model.half_log_odds)
     check_same_dtype(name, mu, "model.half_log_odds", model.half_log_odds)
@@ -187,7 +198,9 @@ def model_from_log_lik(log_lik_pos, log_lik_neg, *, coupling=1.0, neighbours=4) 
     check_same_dtype("log_lik_pos", log_lik_pos, "log_lik_neg", log_lik_neg)
     J, nbrs = _check_structure(coupling, neighbours)
     half = log_lik_pos.dtype.type(0.5)
-    return IsingModel(half * (log_lik_pos - log_lik_neg), half * (log_lik_pos + log_lik_neg), J, nbrs)
+    h = half * (log_lik_pos - log_lik_neg)                        # (H, W)
+    c = half * (log_lik_pos + log_lik_neg)                        # (H, W)
+    return IsingModel(h, c, J, nbrs)
 
 
 def gaussian_model(x, sigma, *, coupling=1.0, neighbours=4) -> IsingModel:
@@ -257,13 +270,40 @@ def _local_field(model: IsingModel, mu: np.ndarray) -> np.ndarray:
     return J * neighbour_sum(mu, model.neighbours) + model.half_log_odds
 
 
+# Each colour of ``colour_masks`` as (row parity, column parity) sub-lattices mu[r0::2, c0::2].
+_SUBLATTICES = {4: (((0, 0), (1, 1)), ((0, 1), (1, 0))),
+                8: (((0, 0),), ((0, 1),), ((1, 0),), ((1, 1),))}
+_OFFSETS = {4: ((-1, 0), (1, 0), (0, -1), (0, 1))}
+_OFFSETS[8] = _OFFSETS[4] + ((-1, -1), (-1, 1), (1, -1), (1, 1))
+
+
+def _checkerboard_sweep(model: IsingModel, mu: np.ndarray, lam) -> np.ndarray:
+    """Colour by colour, updating only that colour's pixels, in a zero-padded copy of mu.
+
+    Equivalent to ``np.where(mask, (1-lam) mu + lam tanh(a), mu)`` per colour mask, but works on
+    strided sub-lattices so each pixel's tanh is computed once per sweep (about 2.5x faster).
+    """
+    H, W = mu.shape
+    P = np.zeros((H + 2, W + 2), dtype=mu.dtype)                  # zero border = free boundary
+    P[1:-1, 1:-1] = mu
+    J = mu.dtype.type(model.coupling)
+    for colour in _SUBLATTICES[model.neighbours]:
+        for r0, c0 in colour:
+            nr, nc = (H - r0 + 1) // 2, (W - c0 + 1) // 2          # sub-lattice shape
+            if nr == 0 or nc == 0:
+                continue
+            at = lambda di, dj: P[1 + r0 + di:r0 + di + 2 * nr:2, 1 + c0 + dj:c0 + dj + 2 * nc:2]
+            m = sum(at(di, dj) for di, dj in _OFFSETS[model.neighbours])  # (nr, nc)
+            own = at(0, 0)                                                 # view into P
+            own += lam * (np.tanh(J * m + model.half_log_odds[r0::2, c0::2]) - own)
+    return P[1:-1, 1:-1].copy()
+
+
 def _sweep(model: IsingModel, mu: np.ndarray, schedule: str, damping: float) -> np.ndarray:
     lam = mu.dtype.type(damping)
     if schedule == "parallel":
         return mu + lam * (np.tanh(_local_field(model, mu)) - mu)  # (1-lam) mu + lam tanh(a)
-    for mask in colour_masks(mu.shape, model.neighbours):
-        mu = np.where(mask, mu + lam * (np.tanh(_local_field(model, mu)) - mu), mu)
-    return mu
+    return _checkerboard_sweep(model, mu, lam)
 
 
 def _check_schedule(schedule, damping) -> float:
@@ -318,13 +358,26 @@ def log_joint(model: IsingModel, z) -> np.ndarray:
 
     Returns shape (...,). Energy = -log_joint. Works for any real z; spins are z in {-1,+1}.
     """
+    check_model(model)
+    check_float_array("z", z)
+    if z.shape[-2:] != model.shape:
+        raise ValueError(f"z must have shape (..., {model.shape[0]}, {model.shape[1]}), "
+                         f"got {z.shape}")
+    return _log_joint(model, z)
+
+
+def _log_joint(model: IsingModel, z: np.ndarray) -> np.ndarray:
     pair = 0.5 * model.coupling * np.sum(z * neighbour_sum(z, model.neighbours), axis=(-2, -1))
     return pair + np.sum(model.mean_log_lik + model.half_log_odds * z, axis=(-2, -1))
 
 
 def initial_mean(model: IsingModel, init, x=None) -> np.ndarray:
-    """Starting means: "likelihood" -> tanh(h) (q_i from the likelihood alone); "data" -> clip(x,
-    -1, 1) (the book's mu = x, clipped because a mean of a +-1 spin lies in [-1, 1]); or an array."""
+    """Starting means, shape (H, W).
+
+    "likelihood" -> tanh(h) (each q_i from its likelihood alone); "data" -> clip(x, -1, 1) (the
+    book's mu = x, clipped because the mean of a +-1 spin lies in [-1, 1] and the entropy of q
+    is undefined outside); or an explicit (H, W) array of means.
+    """
     if isinstance(init, np.ndarray):
         return check_mean("init", init, model).copy()
     if init == "likelihood":
@@ -362,8 +415,10 @@ def mean_field(model: IsingModel, *, schedule="parallel", damping=0.5, max_sweep
     IsingResult
         ``mean`` = mu (H, W); ``trace`` = ELBO after each sweep (entry 0 = initial mu).
     """
+    check_model(model)
     damping = _check_schedule(schedule, damping)
-    max_sweeps, tol = check_int("max_sweeps", max_sweeps, minimum=0), check_positive("tol", tol, strict=False)
+    max_sweeps = check_int("max_sweeps", max_sweeps, minimum=0)
+    tol = check_positive("tol", tol, strict=False)
     record = {check_int("record entry", r, minimum=0) for r in record}
     mu = initial_mean(model, init, x)
     trace = [_elbo(model, mu)] if track_elbo else []

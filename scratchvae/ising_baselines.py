@@ -18,8 +18,8 @@ import time
 import numpy as np
 
 from ._validate import check_int, check_rng
-from .ising import (IsingModel, IsingResult, _local_field, check_mean, colour_masks, log_joint,
-                    mean_field)
+from .ising import (IsingModel, IsingResult, _local_field, _log_joint, check_mean, check_model,
+                    colour_masks, mean_field)
 
 METHODS = ("threshold", "mean_field", "icm", "gibbs")
 
@@ -46,6 +46,7 @@ def _initial_spins(model: IsingModel, init, rng=None) -> np.ndarray:
 def threshold(model: IsingModel) -> IsingResult:
     """z = sign(h): the per-pixel maximum-likelihood image (no prior). Returns an IsingResult
     with ``mean`` = z (H, W), an empty trace and 0 sweeps."""
+    check_model(model)
     return IsingResult("threshold", _spins(model.half_log_odds), np.empty(0), "", 0, True, 0.0)
 
 
@@ -69,9 +70,11 @@ def icm(model: IsingModel, *, max_sweeps=50, init="likelihood", record=()) -> Is
     -----
     For each colour c: a = J nbr_sum(z) + h; z_i <- sign(a_i) where colour(i) = c and a_i != 0.
     """
-    max_sweeps, record = check_int("max_sweeps", max_sweeps, minimum=0), set(record)
+    check_model(model)
+    max_sweeps = check_int("max_sweeps", max_sweeps, minimum=0)
+    record = {check_int("record entry", r, minimum=0) for r in record}
     z = _initial_spins(model, init)
-    energy, snapshots, seconds, sweep, changed = [-float(log_joint(model, z))], {}, 0.0, 0, True
+    energy, snapshots, seconds, sweep, changed = [-float(_log_joint(model, z))], {}, 0.0, 0, True
     while sweep < max_sweeps and changed:
         t0, old = time.perf_counter(), z
         for mask in colour_masks(z.shape, model.neighbours):
@@ -79,7 +82,7 @@ def icm(model: IsingModel, *, max_sweeps=50, init="likelihood", record=()) -> Is
             z = np.where(mask & (a != 0), _spins(a), z)
         seconds += time.perf_counter() - t0
         changed, sweep = bool(np.any(z != old)), sweep + 1
-        energy.append(-float(log_joint(model, z)))
+        energy.append(-float(_log_joint(model, z)))
         if sweep in record:
             snapshots[sweep] = z.copy()
     return IsingResult("icm", z, np.asarray(energy), "energy -log p~(z, x)", sweep, not changed,
@@ -114,15 +117,16 @@ def gibbs(model: IsingModel, *, rng, n_sweeps=500, burn_in=100, init="likelihood
     For each colour c: a = J nbr_sum(z) + h; z_i <- +1 if u_i < (1 + tanh(a_i)) / 2 else -1,
     u_i ~ U(0, 1), for colour(i) = c.
     """
+    check_model(model)
     rng = check_rng("rng", rng)
     n_sweeps = check_int("n_sweeps", n_sweeps, minimum=1)
     burn_in = check_int("burn_in", burn_in, minimum=0)
     if burn_in >= n_sweeps:
         raise ValueError(f"burn_in must be < n_sweeps ({n_sweeps}), got {burn_in}")
-    record = set(record)
+    record = {check_int("record entry", r, minimum=0) for r in record}
     z = _initial_spins(model, init, rng)
     one, half = z.dtype.type(1), z.dtype.type(0.5)
-    total, energy, snapshots, seconds = np.zeros_like(z), [-float(log_joint(model, z))], {}, 0.0
+    total, energy, snapshots, seconds = np.zeros_like(z), [-float(_log_joint(model, z))], {}, 0.0
     for sweep in range(1, n_sweeps + 1):
         t0 = time.perf_counter()
         for mask in colour_masks(z.shape, model.neighbours):
@@ -131,7 +135,7 @@ def gibbs(model: IsingModel, *, rng, n_sweeps=500, burn_in=100, init="likelihood
         seconds += time.perf_counter() - t0
         if sweep > burn_in:
             total += z
-        energy.append(-float(log_joint(model, z)))
+        energy.append(-float(_log_joint(model, z)))
         if sweep in record and sweep > burn_in:
             snapshots[sweep] = total / (sweep - burn_in)
     return IsingResult("gibbs", total / z.dtype.type(n_sweeps - burn_in), np.asarray(energy),

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp, xlogy
 
-from .ising import IsingModel, check_mean, log_joint
+from .ising import IsingModel, _log_joint, check_mean, check_model
 
 MAX_PIXELS = 16
 
@@ -24,13 +24,15 @@ def all_states(shape: tuple, dtype=np.float64) -> np.ndarray:
     """Every configuration of +-1 spins on a grid of ``shape``: array (2^(H W), H, W)."""
     n = int(np.prod(shape))
     if n > MAX_PIXELS:
-        raise ValueError(f"exact enumeration needs H * W <= {MAX_PIXELS} (4 x 4), got shape {shape}")
+        raise ValueError(f"exact enumeration needs H * W <= {MAX_PIXELS} (4 x 4), "
+                         f"got shape {shape}")
     bits = (np.arange(2 ** n)[:, None] >> np.arange(n)) & 1       # (2^n, n)
     return (2 * bits - 1).astype(dtype).reshape((2 ** n,) + tuple(shape))
 
 
 def _log_weights(model: IsingModel) -> np.ndarray:
-    return log_joint(model, all_states(model.shape, model.half_log_odds.dtype))  # (2^n,)
+    check_model(model)
+    return _log_joint(model, all_states(model.shape, model.half_log_odds.dtype))  # (2^n,)
 
 
 def log_partition(model: IsingModel) -> float:
@@ -40,8 +42,9 @@ def log_partition(model: IsingModel) -> float:
 
 def marginal_means(model: IsingModel) -> np.ndarray:
     """Exact posterior means E[z_i | x], shape (H, W)."""
+    check_model(model)
     states = all_states(model.shape, model.half_log_odds.dtype)   # (S, H, W)
-    lw = log_joint(model, states)                                  # (S,)
+    lw = _log_joint(model, states)                                 # (S,)
     w = np.exp(lw - logsumexp(lw))                                 # p(z | x), (S,)
     return np.tensordot(w, states, axes=1)                         # (H, W)
 
@@ -52,4 +55,4 @@ def brute_force_elbo(model: IsingModel, mu) -> float:
     states = all_states(model.shape, mu.dtype)                     # (S, H, W)
     q_i = 0.5 * (1 + states * mu)                                  # q_i(z_i), (S, H, W)
     q = np.prod(q_i, axis=(-2, -1))                                # (S,)
-    return float(np.sum(q * log_joint(model, states)) - np.sum(xlogy(q, q)))
+    return float(np.sum(q * _log_joint(model, states)) - np.sum(xlogy(q, q)))

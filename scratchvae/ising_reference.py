@@ -36,8 +36,8 @@ def _update(model, read, write, i, j, lam):
 
 def loop_sweep(model: IsingModel, mu, *, schedule="parallel", damping=1.0) -> np.ndarray:
     """One mean-field sweep with explicit Python loops over pixels; returns new (H, W) means."""
-    lam = _check_schedule(schedule, damping)
     check_mean("mu", mu, model)
+    lam = _check_schedule(schedule, damping)
     H, W = mu.shape
     new = mu.copy()
     if schedule == "parallel":

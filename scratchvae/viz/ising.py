@@ -112,16 +112,15 @@ def denoising_figure(clean, noisy, results: dict, *, suptitle: str = "", caption
         shown first ("after sweep k"). Each panel title carries its pixel error rate.
     """
     from ..ising import error_rate
+    pct = lambda v: f"error {100 * error_rate(v, clean):.1f}%"     # noqa: E731
     panels = [("clean image (+1 white, -1 black)", clean),
-              (f"noisy observation (clipped to [-1, 1])\nits sign: error {100 * error_rate(noisy, clean):.1f}%",
+              (f"noisy observation (clipped to [-1, 1])\nits sign: {pct(noisy)}",
                np.clip(noisy, -1, 1))]
     for name, res in results.items():
         if res.method.startswith("mean_field"):
             for k in sorted(s for s in res.snapshots if s < res.n_sweeps):
-                snap = res.snapshots[k]
-                panels.append((f"{name}: mean after sweep {k}\nerror {100 * error_rate(snap, clean):.1f}%",
-                               snap))
+                panels.append((f"{name}: mean after sweep {k}\n{pct(res.snapshots[k])}",
+                               res.snapshots[k]))
         what = "final mean" if res.method.startswith(("mean_field", "gibbs")) else "final state"
-        panels.append((f"{name}: {what}\nerror {100 * error_rate(res.mean, clean):.1f}%",
-                       res.mean))
+        panels.append((f"{name}: {what}\n{pct(res.mean)}", res.mean))
     return image_grid(panels, ncols=4, suptitle=suptitle, caption=caption, path=path)

@@ -1,0 +1,445 @@
+"""Two estimators of a gradient of an expectation: score function vs reparameterization.
+
+The problem (Mohamed, Rosca, Figurnov & Mnih 2020, "Monte Carlo Gradient Estimation in Machine
+Learning", sections 4 and 5; Kingma & Welling 2014 section 2.4; Williams 1992 for REINFORCE):
+
+    grad_phi E_{q_phi}[f(z)],   q_phi = N(mu, diag sigma^2),   phi = (mu, log sigma) = (loc, log_scale)
+
+Score function (log-derivative trick; REINFORCE), from grad q = q grad log q:
+
+    grad_phi E_q[f] = E_q[ f(z) grad_phi log q_phi(z) ]
+                    ~ (1/S) sum_s (f(z_s) - b_s) grad_phi log q_phi(z_s),   z_s ~ q_phi
+
+    with a baseline b_s that does not depend on z_s (E_q[grad log q] = 0, so it adds no bias):
+    b_s = 0, a constant, or the leave-one-out mean (1/(S-1)) sum_{t != s} f(z_t).
+
+Reparameterization (pathwise), z = g(eps, phi) = mu + sigma * eps with eps ~ N(0, I):
+
+    grad_phi E_q[f] = E_eps[ grad_z f(g(eps, phi)) dg/dphi ]
+                    ~ (1/S) sum_s grad_z f(z_s) dz_s/dphi
+
+    dz/dmu = 1 and dz/dlog sigma = sigma * eps (``transforms.diagonal_affine_backward``).
+
+The score function needs only values of f; the pathwise estimator needs grad_z f but usually has
+far lower variance. Both are applied to closed-form objectives (where E_q[f] and its gradient are
+known, so bias and variance are measured against the truth) and to the encoder of a VAE, where
+f(z) = log p(x, z) - log q(z|x) and the exact ELBO gradient comes from Gauss-Hermite quadrature.
+``elbo_full_gaussian`` is the pathwise ELBO gradient for a full-covariance q and any log density.
+
+Shapes: ``loc``, ``log_scale`` (D,); noise ``eps`` (..., S, D), samples on axis -2 and any number
+of independent repetitions in front; f maps (..., D) -> (...), grad_f (..., D) -> (..., D).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._validate import check_float_array, check_int, check_rng, check_same_dtype, check_same_shape
+from .distributions import Normal, standard_normal_log_prob
+from .transforms import (diagonal_affine, diagonal_affine_backward, log_q_via_jacobian,
+                         tril_affine, tril_affine_backward, tril_from_params,
+                         tril_from_params_backward)
+
+METHODS = ("score", "reparam")
+
+
+# ------------------------------------------------------------------------------ objectives
+class Quadratic:
+    """f(z) = sum_i (z_i - a_i)^2 with E_q f = sum_i (mu_i - a_i)^2 + sigma_i^2.
+
+    Notes
+    -----
+    grad_z f = 2 (z - a).  d E/d mu = 2 (mu - a);  d E/d log sigma = 2 sigma^2.
+    """
+
+    def __init__(self, target):
+        self.target = check_float_array("target", target, ndim=1)
+
+    def f(self, z):
+        return ((z - self.target) ** 2).sum(-1)                          # (...,)
+
+    def grad_f(self, z):
+        return 2 * (z - self.target)                                     # (..., D)
+
+    def expectation(self, loc, log_scale):
+        return float(((loc - self.target) ** 2 + np.exp(2 * log_scale)).sum())
+
+    def expectation_grads(self, loc, log_scale):
+        return {"loc": 2 * (loc - self.target), "log_scale": 2 * np.exp(2 * log_scale)}
+
+
+class Sinusoid:
+    """f(z) = sum_i sin(w_i z_i + c_i) with E_q f = sum_i sin(w_i mu_i + c_i) exp(-w_i^2 sigma_i^2 / 2).
+
+    Notes
+    -----
+    (E[e^{i w z}] = e^{i w mu - w^2 sigma^2 / 2}, imaginary part.)  grad_z f = w cos(w z + c).
+    With d = exp(-w^2 sigma^2 / 2): d E/d mu = w cos(w mu + c) d;
+    d E/d log sigma = -w^2 sigma^2 sin(w mu + c) d.
+    """
+
+    def __init__(self, freq, phase):
+        self.freq = check_float_array("freq", freq, ndim=1)
+        self.phase = check_float_array("phase", phase, ndim=1)
+        check_same_shape("freq", freq, "phase", phase)
+
+    def f(self, z):
+        return np.sin(self.freq * z + self.phase).sum(-1)
+
+    def grad_f(self, z):
+        return self.freq * np.cos(self.freq * z + self.phase)
+
+    def _parts(self, loc, log_scale):
+        w2s2 = (self.freq * np.exp(log_scale)) ** 2
+        return self.freq * loc + self.phase, w2s2, np.exp(-0.5 * w2s2)
+
+    def expectation(self, loc, log_scale):
+        u, _, d = self._parts(loc, log_scale)
+        return float((np.sin(u) * d).sum())
+
+    def expectation_grads(self, loc, log_scale):
+        u, w2s2, d = self._parts(loc, log_scale)
+        return {"loc": self.freq * np.cos(u) * d, "log_scale": -w2s2 * np.sin(u) * d}
+
+
+# ------------------------------------------------------------------------------ estimators
+def _check_q(loc, log_scale, eps):
+    check_float_array("loc", loc, ndim=1)
+    check_float_array("log_scale", log_scale, ndim=1)
+    check_same_shape("loc", loc, "log_scale", log_scale)
+    check_same_dtype("loc", loc, "log_scale", log_scale)
+    check_float_array("eps", eps, dtype=loc.dtype)
+    if eps.ndim < 2 or eps.shape[-1] != loc.shape[0]:
+        raise ValueError(f"eps must have shape (..., S, {loc.shape[0]}) (samples on axis -2), "
+                         f"got {eps.shape}")
+
+
+def check_baseline(baseline, fz_shape):
+    """None, "loo", a real number, or an array of f-values' shape (..., S); returns it unchanged."""
+    if baseline is None or isinstance(baseline, (int, float, np.floating)) and np.isfinite(baseline):
+        return baseline
+    if isinstance(baseline, str):
+        if baseline != "loo":
+            raise ValueError(f"baseline must be None, 'loo', a number or an array, got {baseline!r}")
+        if fz_shape[-1] < 2:
+            raise ValueError(f"the leave-one-out baseline needs S >= 2 samples, got S = {fz_shape[-1]}")
+        return baseline
+    if isinstance(baseline, np.ndarray):
+        return check_float_array("baseline", baseline, shape=fz_shape)
+    raise TypeError(f"baseline must be None, 'loo', a finite number or an ndarray of shape "
+                    f"{fz_shape}, got {type(baseline).__name__} {baseline!r}")
+
+
+def _baseline_values(fz, baseline):
+    """b (..., S) or a scalar: 0, the constant, the array, or leave-one-out means of fz (..., S)."""
+    if baseline is None:
+        return fz.dtype.type(0)
+    if isinstance(baseline, str):                                         # "loo"
+        S = fz.shape[-1]
+        return (fz.sum(-1, keepdims=True) - fz) / fz.dtype.type(S - 1)    # (..., S)
+    return baseline if isinstance(baseline, np.ndarray) else fz.dtype.type(baseline)
+
+
+def score_function_grad(f, loc, log_scale, eps, baseline=None):
+    """Score-function (REINFORCE) estimate of grad E_q[f] from the draws z = loc + sigma * eps.
+
+    Parameters
+    ----------
+    f : callable (..., D) -> (...)
+    loc, log_scale : ndarray (D,)
+    eps : ndarray (..., S, D)
+        Standard normal noise; only its role as a sampler of z ~ q matters here.
+    baseline : None, "loo", float, or ndarray (..., S)
+        Subtracted from f(z_s); it must not depend on z_s for the estimate to stay unbiased.
+
+    Returns
+    -------
+    dict(loc (..., D), log_scale (..., D))
+
+    Notes
+    -----
+    z = loc + sigma eps;  w_s = (f(z_s) - b_s) / S;  with r = (z - loc) / sigma,
+    d log q / d loc = r / sigma, d log q / d log_scale = r^2 - 1 (``Normal.log_prob_grads``);
+    estimate = sum_s w_s d log q(z_s) / d phi.
+    """
+    _check_q(loc, log_scale, eps)
+    loc_r = np.broadcast_to(loc, eps.shape)                               # (..., S, D)
+    ls_r = np.broadcast_to(log_scale, eps.shape)
+    q = Normal(loc_r, ls_r)
+    z = q.rsample(eps)                                                    # (..., S, D)
+    fz = f(z)                                                             # (..., S)
+    b = _baseline_values(fz, check_baseline(baseline, fz.shape))
+    w = (fz - b) / fz.dtype.type(eps.shape[-2])                           # (..., S)
+    dlogq = q.log_prob_grads(z)
+    return {k: (w[..., None] * dlogq[k]).sum(-2) for k in ("loc", "log_scale")}
+
+
+def reparam_grad(grad_f, loc, log_scale, eps):
+    """Pathwise (reparameterization) estimate of grad E_q[f]: backprop grad_f through z = g(eps).
+
+    Parameters
+    ----------
+    grad_f : callable (..., D) -> (..., D)
+    loc, log_scale : ndarray (D,);  eps : ndarray (..., S, D)
+
+    Returns
+    -------
+    dict(loc (..., D), log_scale (..., D))
+
+    Notes
+    -----
+    z = loc + sigma eps (``diagonal_affine``); dz = grad_f(z) / S;
+    dloc = sum_s dz_s, dlog_scale = sum_s dz_s sigma eps_s (``diagonal_affine_backward``).
+    """
+    _check_q(loc, log_scale, eps)
+    loc_r = np.broadcast_to(loc, eps.shape)
+    ls_r = np.broadcast_to(log_scale, eps.shape)
+    z, _, cache = diagonal_affine(eps, loc_r, ls_r)                       # (..., S, D)
+    dz = grad_f(z) / z.dtype.type(eps.shape[-2])
+    g = diagonal_affine_backward(dz, None, cache)
+    return {k: g[k].sum(-2) for k in ("loc", "log_scale")}
+
+
+def gradient_estimate(fg, loc, log_scale, eps, method, baseline=None):
+    """Dispatch on ``method`` ("score" or "reparam"); ``fg`` is the pair (f, grad_f)."""
+    f, grad_f = fg
+    if method == "score":
+        return score_function_grad(f, loc, log_scale, eps, baseline)
+    if method == "reparam":
+        if baseline is not None:
+            raise ValueError("baseline applies to the score-function estimator only; got "
+                             f"baseline={baseline!r} with method='reparam'")
+        return reparam_grad(grad_f, loc, log_scale, eps)
+    raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+
+
+# ------------------------------------------------------------------------------ statistics
+@dataclass
+class EstimatorStats:
+    """Moments of an estimator over ``n_rep`` independent repetitions at each sample size S.
+
+    ``mean``, ``var`` are (len(sample_sizes), P) for the P gradient entries (var with ddof=1),
+    ``exact`` (P,) the true gradient.
+    """
+
+    sample_sizes: np.ndarray
+    mean: np.ndarray
+    var: np.ndarray
+    exact: np.ndarray
+    n_rep: int
+
+    @property
+    def total_var(self):
+        """tr Cov = sum over entries of the variance, one value per S."""
+        return self.var.sum(1)
+
+    @property
+    def snr(self):
+        """|exact gradient| / sqrt(tr Cov), one value per S."""
+        return np.linalg.norm(self.exact) / np.sqrt(self.total_var)
+
+    @property
+    def bias_ratio(self):
+        """|mean - exact| / sqrt(tr Cov / n_rep), per S: about 1 for an unbiased estimator, since
+        E|mean - exact|^2 = tr Cov / n_rep exactly when E[estimate] = exact."""
+        return np.linalg.norm(self.mean - self.exact, axis=1) / np.sqrt(self.total_var / self.n_rep)
+
+    @property
+    def bias_z(self):
+        """(mean - exact) in standard errors sqrt(var / n_rep), per S and entry.
+
+        Entries that never vary (var = 0, e.g. encoder weights of an always-blank pixel) get
+        +-inf if the mean misses the exact value and 0 if it matches it exactly.
+        """
+        se = np.sqrt(self.var / self.n_rep)
+        diff = self.mean - self.exact
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(se > 0, diff / np.where(se > 0, se, 1.0), np.where(diff == 0, 0.0, np.inf * np.sign(diff)))
+
+
+def gradient_statistics(draw, exact, sample_sizes, n_rep: int, chunk: int = 256) -> EstimatorStats:
+    """Mean and variance of an estimator from ``draw(S, n) -> (n, P)`` independent estimates.
+
+    Sums are accumulated in chunks of ``chunk`` repetitions, shifted by ``exact`` (no
+    cancellation when the spread is small next to the mean).
+    """
+    n_rep = check_int("n_rep", n_rep, minimum=2)
+    sizes = np.array([check_int("sample_sizes[i]", S, minimum=1) for S in sample_sizes])
+    exact = np.asarray(exact, dtype=np.float64)
+    mean, var = np.empty((len(sizes), exact.size)), np.empty((len(sizes), exact.size))
+    for i, S in enumerate(sizes):
+        s1, s2, done = np.zeros(exact.size), np.zeros(exact.size), 0
+        while done < n_rep:
+            n = min(chunk, n_rep - done)
+            d = draw(int(S), n) - exact                                    # (n, P)
+            s1 += d.sum(0)
+            s2 += (d * d).sum(0)
+            done += n
+        mean[i] = exact + s1 / n_rep
+        var[i] = (s2 - s1 * s1 / n_rep) / (n_rep - 1)
+    return EstimatorStats(sizes, mean, var, exact, n_rep)
+
+
+def closed_form_statistics(objective, loc, log_scale, method, sample_sizes, n_rep, *, rng,
+                           baseline=None) -> EstimatorStats:
+    """:func:`gradient_statistics` for a closed-form objective; entries ordered (loc, log_scale)."""
+    check_rng("rng", rng)
+    fg = (objective.f, objective.grad_f)
+    ex = objective.expectation_grads(loc, log_scale)
+
+    def draw(S, n):
+        eps = rng.standard_normal((n, S, loc.shape[0]))
+        g = gradient_estimate(fg, loc, log_scale, eps, method, baseline)
+        return np.concatenate([g["loc"], g["log_scale"]], axis=1)         # (n, 2D)
+    return gradient_statistics(draw, np.concatenate([ex["loc"], ex["log_scale"]]), sample_sizes,
+                               n_rep)
+
+
+# ------------------------------------------------------------------------------ full-covariance ELBO
+def elbo_full_gaussian(log_p, grad_log_p, loc, log_diag, offdiag, eps):
+    """Reparameterized ELBO of q = N(loc, L L^T) for an unnormalized log density, and its gradient.
+
+    Parameters
+    ----------
+    log_p : callable (S, D) -> (S,);  grad_log_p : callable (S, D) -> (S, D)
+    loc, log_diag : ndarray (D,);  offdiag : ndarray (D(D-1)/2,)
+        L = diag(exp(log_diag)) + strict lower triangle from offdiag (``tril_from_params``).
+    eps : ndarray (S, D)
+
+    Returns
+    -------
+    elbo : float
+    grads : dict(loc, log_diag, offdiag) of d elbo / d param
+
+    Notes
+    -----
+    Forward: z_s = loc + L eps_s (``tril_affine``); log q(z_s) = log N(eps_s; 0, I) - sum log L_ii;
+    elbo = (1/S) sum_s [log p(z_s) - log q(z_s)].
+    Backward: dz_s = grad_log_p(z_s) / S; dlog|det| = +1/S (eps is fixed, so only the log-det in
+    -log q depends on phi); then ``tril_affine_backward`` and ``tril_from_params_backward``.
+    """
+    check_float_array("eps", eps, ndim=2, shape=(None, loc.shape[0]), dtype=loc.dtype)
+    S = eps.shape[0]
+    L, t_cache = tril_from_params(log_diag, offdiag)                      # (D, D)
+    loc_r = np.broadcast_to(loc, eps.shape)
+    L_r = np.broadcast_to(L, (S,) + L.shape)
+    z, log_abs_det, cache = tril_affine(eps, loc_r, L_r)                  # (S, D), (S,)
+    elbo = float((log_p(z) - log_q_via_jacobian(eps, log_abs_det)).mean())
+    g = tril_affine_backward(grad_log_p(z) / S, np.full(S, 1.0 / S, dtype=eps.dtype), cache)
+    gp = tril_from_params_backward(g["scale_tril"].sum(0), t_cache)
+    return elbo, {"loc": g["loc"].sum(0), "log_diag": gp["log_diag"], "offdiag": gp["offdiag"]}
+
+
+# ------------------------------------------------------------------------------ the VAE encoder
+def _check_vae_inputs(vae, x, eps):
+    if vae.posterior != "diagonal":
+        raise ValueError(f"the encoder-gradient comparison needs a diagonal posterior, got "
+                         f"posterior={vae.posterior!r}")
+    check_float_array("x", x, ndim=2, shape=(None, vae.x_dim), dtype=vae.dtype)
+    check_float_array("eps", eps, ndim=3, shape=(x.shape[0], None, vae.z_dim), dtype=vae.dtype)
+
+
+def vae_log_joint(vae, x, z):
+    """log p(x, z) = log p(x|z) + log N(z; 0, I) for x (B, x_dim), z (B, S, z_dim); returns (B, S)."""
+    B, S, Dz = z.shape
+    out, _ = vae.decoder.forward(z.reshape(B * S, Dz))                    # (B*S, P)
+    log_px, _ = vae.likelihood.log_prob(x, out.reshape(B, S, -1))         # (B, S)
+    return log_px + standard_normal_log_prob(z).sum(-1)
+
+
+def vae_encoder_grads(vae, x, eps, method: str = "reparam", baseline=None):
+    """Estimate of grad_phi (1/B) sum_b ELBO(x_b) for the encoder parameters phi of a ``VAE``.
+
+    Parameters
+    ----------
+    vae : scratchvae.vae.VAE with posterior="diagonal"
+    x : ndarray (B, x_dim);  eps : ndarray (B, S, z_dim), the model's dtype
+    method : {"reparam", "score"}
+    baseline : None, "loo", float or ndarray (B, S); score function only
+
+    Returns
+    -------
+    dict keyed like ``vae.encoder.params``
+
+    Notes
+    -----
+    reparam: ``VAE.forward(x, eps, "mc")`` and ``VAE.backward`` with upstream 1/B (the pathwise
+    gradient through z = mu + sigma eps, including the log-det term of -log q).
+    score: f_bs = log p(x_b, z_bs) - log q(z_bs|x_b) at the current phi, held fixed;
+    w_bs = (f_bs - b_bs) / (B S); dloc_b = sum_s w_bs r_bs / sigma_b, dlog_scale_b =
+    sum_s w_bs (r_bs^2 - 1) with r = (z - mu) / sigma; then the encoder MLP's backward of
+    concat(dloc, dlog_scale), exactly as ``VAE._encode_backward`` concatenates them. The term
+    E_q[-grad_phi log q] = 0 of the integrand's own phi-dependence is left out (it is zero in
+    expectation).
+    """
+    _check_vae_inputs(vae, x, eps)
+    B, S, Dz = eps.shape
+    dobj = np.full(B, 1.0 / B, dtype=vae.dtype)
+    if method == "reparam":
+        if baseline is not None:
+            raise ValueError(f"baseline applies to method='score' only, got baseline={baseline!r}")
+        _, cache, _ = vae.forward(x, eps, "mc")
+        grads = vae.backward(dobj, cache)
+        return {k[4:]: g for k, g in grads.items() if k.startswith("enc.")}
+    if method != "score":
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    h, enc_cache = vae.encoder.forward(x)                                 # (B, 2 Dz)
+    q = Normal(np.broadcast_to(h[:, None, :Dz], eps.shape), np.broadcast_to(h[:, None, Dz:], eps.shape))
+    z = q.rsample(eps)                                                    # (B, S, Dz)
+    f = vae_log_joint(vae, x, z) - q.log_prob(z).sum(-1)                  # (B, S)
+    b = _baseline_values(f, check_baseline(baseline, f.shape))
+    w = (f - b) * (dobj[:, None] / vae.dtype.type(S))                     # (B, S)
+    dlogq = q.log_prob_grads(z)
+    dh = np.concatenate([(w[..., None] * dlogq[k]).sum(1) for k in ("loc", "log_scale")], axis=1)
+    _, grads = vae.encoder.backward(dh, enc_cache, need_dx=False)
+    return grads
+
+
+def vae_exact_encoder_grads(vae, x, n_nodes: int = 24):
+    """grad_phi (1/B) sum_b ELBO(x_b) by tensor Gauss-Hermite quadrature over eps (n_nodes^z_dim).
+
+    Notes
+    -----
+    ELBO(x) = E_{eps ~ N(0, I)}[h(eps)] with h the "mc" integrand at z = mu + sigma eps, so
+    ELBO ~ sum_k w_k h(t_k) with probabilists' Hermite nodes t_k and weights w_k / sqrt(2 pi)
+    (exact for polynomials of degree < 2 n_nodes per axis). Each (x_b, t_k) is one row of a
+    ``VAE.forward(., ., "mc")`` call with L = 1 and upstream gradient w_k / B; ``VAE.backward``
+    then returns the quadrature of the pathwise gradient, the exact gradient up to quadrature error.
+    """
+    n_nodes = check_int("n_nodes", n_nodes, minimum=1)
+    Dz = vae.z_dim
+    if n_nodes ** Dz > 200_000:
+        raise ValueError(f"n_nodes**z_dim = {n_nodes}**{Dz} quadrature nodes is too many; use a "
+                         f"latent of dimension <= 3 or fewer nodes")
+    _check_vae_inputs(vae, x, np.zeros((x.shape[0], 1, Dz), dtype=vae.dtype))
+    t, w = np.polynomial.hermite_e.hermegauss(n_nodes)
+    grid = np.stack(np.meshgrid(*[t] * Dz, indexing="ij"), -1).reshape(-1, Dz)        # (K, Dz)
+    wk = np.prod(np.stack(np.meshgrid(*[w / np.sqrt(2 * np.pi)] * Dz, indexing="ij"), -1).reshape(-1, Dz), 1)
+    B, K = x.shape[0], grid.shape[0]
+    eps = np.tile(grid, (B, 1))[:, None, :].astype(vae.dtype)                          # (B K, 1, Dz)
+    _, cache, _ = vae.forward(np.repeat(x, K, axis=0), eps, "mc")
+    grads = vae.backward((np.tile(wk, B) / B).astype(vae.dtype), cache)
+    return {k[4:]: g for k, g in grads.items() if k.startswith("enc.")}
+
+
+def flatten_grads(grads: dict, keys) -> np.ndarray:
+    """Concatenate ``grads[k].ravel()`` for k in ``keys`` (float64), one vector."""
+    return np.concatenate([np.asarray(grads[k], dtype=np.float64).ravel() for k in keys])
+
+
+def vae_encoder_statistics(vae, x, method, sample_sizes, n_rep, *, rng, baseline=None,
+                           exact=None) -> EstimatorStats:
+    """:func:`gradient_statistics` of :func:`vae_encoder_grads`, against ``exact`` (default:
+    :func:`vae_exact_encoder_grads`), entries in the order of ``vae.encoder.params``."""
+    check_rng("rng", rng)
+    keys = list(vae.encoder.params)
+    if exact is None:
+        exact = flatten_grads(vae_exact_encoder_grads(vae, x), keys)
+    B = x.shape[0]
+
+    def draw(S, n):
+        return np.stack([flatten_grads(vae_encoder_grads(
+            vae, x, rng.standard_normal((B, S, vae.z_dim), dtype=vae.dtype), method, baseline), keys)
+            for _ in range(n)])
+    return gradient_statistics(draw, exact, sample_sizes, n_rep, chunk=16)

@@ -1,0 +1,181 @@
+"""Figures for a trained VAE: learning curves, image grids, the 2-D latent space.
+
+matplotlib is imported only inside the functions, through :func:`scratchvae.viz.pyplot` (Agg
+backend). Images arrive as flattened rows (N, side*side) in row-major order, the layout of
+:mod:`scratchvae.data`; they are reshaped to (side, side) with row 0 at the top (``imshow``'s
+default), so digits stand upright. Pixel values are probabilities of ink in [0, 1], drawn with
+``gray_r``: 0 = white paper, 1 = black ink.
+
+Every function takes ``title`` and ``caption`` (the key numbers go there) and ``path``; it
+returns the saved path, or the figure when ``path`` is None.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import pyplot, save
+
+DIGIT_COLOURS = "tab10"
+
+
+def _finish(fig, title, caption, path):
+    if title:
+        fig.suptitle(title, fontsize=11)
+    if caption:
+        fig.text(0.5, 0.0, caption, ha="center", va="top", fontsize=8.5, wrap=True)
+    fig.tight_layout()
+    return save(fig, path) if path is not None else fig
+
+
+def tile(images, nrows: int, ncols: int, side: int = 28, pad: int = 1) -> np.ndarray:
+    """Arrange ``images`` (N, side*side), N <= nrows*ncols, row-major into one 2-D array.
+
+    Cells are separated by ``pad`` pixels of value NaN (drawn as the axes background); empty cells
+    are NaN too. Returns (nrows*(side+pad)-pad, ncols*(side+pad)-pad).
+    """
+    images = np.asarray(images, dtype=np.float64).reshape(-1, side, side)
+    if len(images) > nrows * ncols:
+        raise ValueError(f"{len(images)} images do not fit a {nrows} x {ncols} grid")
+    step = side + pad
+    out = np.full((nrows * step - pad, ncols * step - pad), np.nan)
+    for k, img in enumerate(images):
+        r, c = divmod(k, ncols)
+        out[r * step:r * step + side, c * step:c * step + side] = img
+    return out
+
+
+def _show(ax, canvas):
+    cmap = pyplot().get_cmap("gray_r").copy()
+    cmap.set_bad("#9ab")                                      # grid lines between cells
+    ax.imshow(canvas, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
+
+
+def learning_curves(history, *, title: str = "", caption: str = "", path=None):
+    """ELBO, reconstruction term and KL per epoch, train and validation, in three panels.
+
+    ``history`` is the list of dicts returned by :func:`scratchvae.train.train`. The training
+    numbers are averages over the epoch's minibatches (the parameters move during the epoch);
+    the train ELBO is ``train_rec - train_kl`` (beta = 1 even during KL warm-up), the validation
+    numbers are measured after the epoch.
+    """
+    plt = pyplot()
+    ep = np.array([h["epoch"] for h in history])
+    get = lambda k: np.array([h[k] for h in history])                        # noqa: E731
+    panels = [("ELBO  (nats per example)", get("train_rec") - get("train_kl"), get("valid_elbo")),
+              ("reconstruction  E_q[log p(x|z)]", get("train_rec"), get("valid_rec")),
+              ("KL(q(z|x) || p(z))", get("train_kl"), get("valid_kl"))]
+    fig, axes = plt.subplots(1, 3, figsize=(13.5, 3.9))
+    for ax, (name, tr, va) in zip(axes, panels):
+        ax.plot(ep, tr, "o-", ms=3, label="train (mean over the epoch)")
+        ax.plot(ep, va, "s--", ms=3, label="validation (end of epoch)")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("nats per example")
+        ax.set_title(f"{name}\nlast: train {tr[-1]:.2f}, valid {va[-1]:.2f}", fontsize=9.5)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    betas = get("beta")
+    if betas.min() < 1:
+        for ax in axes:
+            ax.axvspan(ep[0] - 0.5, ep[np.argmax(betas >= 1)] - 0.5, color="0.9", zorder=0)
+        axes[2].text(0.02, 0.02, "shaded: KL warm-up (beta < 1)", transform=axes[2].transAxes,
+                     fontsize=8)
+    return _finish(fig, title, caption, path)
+
+
+def image_grid(images, *, ncols: int = 10, side: int = 28, title: str = "", caption: str = "",
+               path=None):
+    """Images (N, side*side) in [0, 1] on a grid of ``ncols`` columns, as one picture."""
+    plt = pyplot()
+    nrows = -(-len(images) // ncols)
+    fig, ax = plt.subplots(figsize=(0.55 * ncols + 0.4, 0.55 * nrows + 0.6))
+    _show(ax, tile(images, nrows, ncols, side))
+    ax.axis("off")
+    return _finish(fig, title, caption, path)
+
+
+def reconstructions(inputs, recons, *, ncols: int = 10, side: int = 28, title: str = "",
+                    caption: str = "", path=None):
+    """Each input above its reconstruction: blocks of two rows (input, reconstruction)."""
+    plt = pyplot()
+    inputs, recons = np.asarray(inputs), np.asarray(recons)
+    if inputs.shape != recons.shape:
+        raise ValueError(f"inputs and recons must have the same shape, got {inputs.shape} and "
+                         f"{recons.shape}")
+    blocks = -(-len(inputs) // ncols)
+    rows = []
+    for b in range(blocks):
+        chunk = slice(b * ncols, (b + 1) * ncols)
+        for part in (inputs[chunk], recons[chunk]):
+            row = np.full((ncols, side * side), np.nan)
+            row[:len(part)] = part
+            rows.append(row)
+    fig, ax = plt.subplots(figsize=(0.6 * ncols + 1.2, 0.6 * 2 * blocks + 0.8))
+    _show(ax, tile(np.concatenate(rows), 2 * blocks, ncols, side))
+    step = side + 1
+    ax.set_yticks([(r + 0.5) * step - 1 for r in range(2 * blocks)])
+    ax.set_yticklabels(["input", "reconstruction"] * blocks, fontsize=8)
+    ax.set_xticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    return _finish(fig, title, caption, path)
+
+
+def latent_scatter(z, labels, *, box=None, title: str = "", caption: str = "", path=None):
+    """Posterior means z (N, 2) coloured by digit label, with a legend; ``box`` = (lo, hi)
+    draws the square [lo, hi]^2 (e.g. the region the manifold grid decodes)."""
+    plt = pyplot()
+    z = np.asarray(z, dtype=np.float64)
+    if z.ndim != 2 or z.shape[1] != 2:
+        raise ValueError(f"z must have shape (N, 2), got {z.shape}")
+    fig, ax = plt.subplots(figsize=(6.6, 5.6))
+    cmap = plt.get_cmap(DIGIT_COLOURS)
+    for d in np.unique(labels):
+        sel = labels == d
+        ax.scatter(z[sel, 0], z[sel, 1], s=7, alpha=0.75, color=cmap(int(d) % 10), label=str(d),
+                   edgecolors="none")
+    if box is not None:
+        lo, hi = box
+        ax.add_patch(plt.Rectangle((lo, lo), hi - lo, hi - lo, fill=False, ls="--", lw=1,
+                                   ec="0.3", label="decoded grid"))
+    ax.set_xlabel("z_1  (posterior mean E_q[z_1|x])")
+    ax.set_ylabel("z_2  (posterior mean E_q[z_2|x])")
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.grid(alpha=0.3)
+    ax.legend(title="digit", fontsize=8, markerscale=2.5, loc="center left",
+              bbox_to_anchor=(1.01, 0.5))
+    return _finish(fig, title, caption, path)
+
+
+def manifold(images, z, n: int, *, side: int = 28, title: str = "", caption: str = "",
+             path=None):
+    """The decoded n x n grid of :func:`scratchvae.generate.latent_grid`, with the z values of
+    the cells on the axes (z_1 increases to the right, z_2 upwards)."""
+    plt = pyplot()
+    z = np.asarray(z).reshape(n, n, 2)
+    fig, ax = plt.subplots(figsize=(7.2, 7.2))
+    _show(ax, tile(images, n, n, side))
+    step = side + 1
+    ticks = list(range(0, n, 2)) if n > 9 else list(range(n))
+    centres = [(k + 0.5) * step - 1 for k in ticks]
+    ax.set_xticks(centres)
+    ax.set_xticklabels([f"{z[0, k, 0]:.2f}" for k in ticks], fontsize=8)
+    ax.set_yticks(centres)
+    ax.set_yticklabels([f"{z[k, 0, 1]:.2f}" for k in ticks], fontsize=8)
+    ax.set_xlabel("z_1")
+    ax.set_ylabel("z_2")
+    return _finish(fig, title, caption, path)
+
+
+def interpolations(rows, *, side: int = 28, title: str = "", caption: str = "", path=None):
+    """Each row (n_steps, side*side) a path from one decoded posterior mean to another."""
+    rows = [np.asarray(r) for r in rows]
+    n_steps = rows[0].shape[0]
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(0.6 * n_steps + 0.6, 0.6 * len(rows) + 0.9))
+    _show(ax, tile(np.concatenate(rows), len(rows), n_steps, side))
+    step = side + 1
+    ax.set_xticks([(k + 0.5) * step - 1 for k in (0, n_steps - 1)])
+    ax.set_xticklabels(["t = 0", "t = 1"], fontsize=8)
+    ax.set_yticks([])
+    ax.set_xlabel("z_t = (1 - t) E_q[z|x_a] + t E_q[z|x_b]")
+    return _finish(fig, title, caption, path)
