@@ -1,3 +1,18 @@
+"""The boundary validators: each error names the argument and what was expected."""
+import numpy as np
+import pytest
+
+from scratchvae._validate import (check_float_array, check_in_range, check_int, check_positive,
+                                  check_rng)
+
+
+def test_scalar_validators_refuse_bools_and_strings():
+    with pytest.raises(TypeError, match="sigma must be a real number, got str '2'"):
+        check_positive("sigma", "2")
+    with pytest.raises(TypeError, match="damping must be a real number, got bool"):
+        check_in_range("damping", True, 0, 1)
+    assert check_positive("sigma", np.float32(2.0)) == 2.0
+    assert check_in_range("p", 0.25, 0, 0.5, low_open=True, high_open=True) == 0.25
 
 
 def test_array_and_misc_validators():
