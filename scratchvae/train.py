@@ -28,6 +28,7 @@ import numpy as np
 
 from ._validate import check_float_array, check_int, check_positive
 from .checkpoint import load_checkpoint, restore_params, save_checkpoint
+from .data import binarize, check_data
 from .evaluate import elbo
 from .optim import OPTIMIZERS
 from .vae import ESTIMATORS, VAE
@@ -64,16 +65,11 @@ class TrainConfig:
         return self
 
 
-def _check_data(name, x, vae, binary_ok_if_dynamic):
-    check_float_array(name, x, ndim=2, shape=(None, vae.x_dim), dtype=vae.dtype)
-    if vae.likelihood.name == "bernoulli":
-        if binary_ok_if_dynamic:
-            if x.min() < 0 or x.max() > 1:
-                raise ValueError(f"{name} must lie in [0, 1] for dynamic binarization, got values in "
-                                 f"[{x.min()}, {x.max()}]")
-        elif not np.all((x == 0) | (x == 1)):
-            raise ValueError(f"{name} must be binary (0/1) for a Bernoulli likelihood; binarize it "
-                             f"(scratchvae.data.binarize) or pass dynamic_binarization=True")
+def _check_data(name, x, vae, config):
+    """The data must fit the likelihood (data.check_data) and have the model's width and dtype."""
+    check_data(x, vae.likelihood.name, "dynamic" if config.dynamic_binarization else None,
+               width=vae.x_dim, name=name)
+    check_float_array(name, x, dtype=vae.dtype)
 
 
 def train(vae: VAE, x_train, x_valid, config: TrainConfig, *, out_dir=None, resume=None,
@@ -95,11 +91,10 @@ def train(vae: VAE, x_train, x_valid, config: TrainConfig, *, out_dir=None, resu
         Receives one progress line per epoch (``print`` by default; ``None`` silences).
     """
     config.validate()
-    _check_data("x_train", x_train, vae, config.dynamic_binarization)
-    _check_data("x_valid", x_valid, vae, config.dynamic_binarization)
+    _check_data("x_train", x_train, vae, config)
+    _check_data("x_valid", x_valid, vae, config)
     if config.dynamic_binarization:  # one fixed draw, so validation numbers are comparable
-        u = np.random.default_rng([config.seed, 2]).random(x_valid.shape)
-        x_valid = (u < x_valid).astype(vae.dtype)
+        x_valid = binarize(x_valid, np.random.default_rng([config.seed, 2]))
     rng = np.random.default_rng(config.seed)
     opt = OPTIMIZERS[config.optimizer](vae.params, lr=config.lr)
     history, start_epoch = [], 0
@@ -116,7 +111,7 @@ def train(vae: VAE, x_train, x_valid, config: TrainConfig, *, out_dir=None, resu
             idx = perm[i * B:(i + 1) * B]
             xb = x_train[idx]                                                  # (b, D)
             if config.dynamic_binarization:
-                xb = (rng.random(xb.shape, dtype=vae.dtype) < xb).astype(vae.dtype)
+                xb = binarize(xb, rng)                                         # fresh 0/1 draw
             eps = rng.standard_normal((len(idx), config.n_samples, vae.z_dim), dtype=vae.dtype)
             step = epoch * steps_per_epoch + i
             beta = min(1.0, step / (config.warmup_epochs * steps_per_epoch)) if config.warmup_epochs else 1.0
