@@ -21,7 +21,6 @@ import numpy as np
 from ._validate import check_int
 
 SPLITS = ("train", "valid", "test")
-LIKELIHOODS = ("bernoulli", "gaussian")
 MNIST_FILES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
                "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
 AMAT_FILES = {s: f"binarized_mnist_{s}.amat" for s in SPLITS}
