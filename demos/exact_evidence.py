@@ -98,6 +98,62 @@ def iwae_curve(model, x, loc, L, Ks, reps, rng):
     return gaps.mean(1), gaps.std(1, ddof=1) / np.sqrt(reps)
 
 
+def optimize_both(model, x, steps, lr):
+    """Claim B: Adam on a full and on a diagonal q, compared with p(z|x) and the mean-field optimum."""
+    log_px = model.log_evidence(x)[0][0]
+    mu, Lp = model.posterior(x)
+    M = model.posterior_precision()
+    full, diag = fit_q(model, x, True, steps, lr), fit_q(model, x, False, steps, lr)
+    mf_loc, mf_log_scale, _ = model.mean_field_optimum(x)
+    def cov(L):
+        return L[0] @ L[0].T
+    rho = cov(Lp)[0, 1] / np.sqrt(cov(Lp)[0, 0] * cov(Lp)[1, 1])
+    r = {"full_gap": log_px - full["elbo"][-1], "full_loc_err": np.linalg.norm(full["loc"] - mu),
+         "full_cov_err": np.linalg.norm(cov(full["scale_tril"]) - cov(Lp)),
+         "diag_gap": log_px - diag["elbo"][-1],
+         "mf_gap_closed_form": 0.5 * (np.log(np.diag(M)).sum() - np.linalg.slogdet(M)[1]),
+         "mf_gap_rho": -0.5 * np.log(1 - rho ** 2), "diag_loc_err": np.linalg.norm(diag["loc"] - mf_loc),
+         "diag_scale_err": np.linalg.norm(np.diagonal(diag["scale_tril"][0]) - np.exp(mf_log_scale[0]))}
+    print(f"B. Adam ({steps} steps, lr {lr}) on a full-covariance q: gap {r['full_gap']:.2e}, "
+          f"|m - m*| = {r['full_loc_err']:.2e}, |S - S*|_F = {r['full_cov_err']:.2e}")
+    print(f"   diagonal q: gap {r['diag_gap']:.10f}; mean-field closed form "
+          f"(sum log M_ii - log det M)/2 = {r['mf_gap_closed_form']:.10f} = -log(1-rho^2)/2 = "
+          f"{r['mf_gap_rho']:.10f}; |m - mu| = {r['diag_loc_err']:.1e}, "
+          f"|sigma - M_ii^-1/2| = {r['diag_scale_err']:.1e}")
+    ellipses = {"p(z|x)": (mu[0], cov(Lp)), "full q (fitted)": (full["loc"][0], cov(full["scale_tril"])),
+                "diagonal q (fitted)": (diag["loc"][0], cov(diag["scale_tril"]))}
+    return r, {"full q": full["elbo"], "diagonal q": diag["elbo"]}, ellipses
+
+
+def iwae_claims(model, x, Ks, reps, rng):
+    """Claim D: the IWAE gap against K for the mean-field q and for the prior used as q."""
+    mf_loc, mf_log_scale, _ = model.mean_field_optimum(x)
+    mf_L = np.zeros((1, 2, 2))
+    mf_L[0, [0, 1], [0, 1]] = np.exp(mf_log_scale[0])
+    proposals = {"mean-field q": (mf_loc, mf_L), "prior p(z) as q": (np.zeros((1, 2)), np.eye(2)[None])}
+    iwae = {}
+    for name, (loc, L) in proposals.items():
+        mean, se = iwae_curve(model, x, loc, L, Ks, reps, rng)
+        iwae[name] = {"K": np.asarray(Ks), "gap": mean, "se": se, "kl": model.kl_to_posterior(x, loc, L)[0],
+                      "chi2": np.expm1(model.log_weight_second_moment(x, loc, L)[0])}
+        print(f"D. IWAE with {name}: KL = {iwae[name]['kl']:.4f}, chi^2 = {iwae[name]['chi2']:.4g}; "
+              + ", ".join(f"K={K}: {g:.4f}+-{s:.4f}" for K, g, s in zip(Ks, mean, se)
+                          if K in (1, 16, 256, Ks[-1])))
+    return iwae
+
+
+def caption(r, n_random_q, reps):
+    """The figure's caption: the key numbers of claims A, B and D."""
+    chi2 = r["iwae"]["prior p(z) as q"]["chi2"]
+    return (f"A: max relative deviation of log p(x) - ELBO from KL(q||p(z|x)) over {n_random_q} "
+            f"random q: {r['identity_max_rel_dev']:.1e}.  B: full q gap {r['full_gap']:.1e}, "
+            f"|m-m*| {r['full_loc_err']:.1e}, |S-S*| {r['full_cov_err']:.1e}; diagonal q gap "
+            f"{r['diag_gap']:.6f} = -log(1-rho^2)/2 = {r['mf_gap_rho']:.6f}.\n"
+            f"D: {reps} repetitions per K, error bars = 1 s.e.; the mean-field q has |rho| > 1/2, so "
+            f"E_q[w^2] = infinity and its gap decays slower than 1/K; the prior (chi^2 = {chi2:.1f}) "
+            f"approaches chi^2/(2K) for large K. Full q = p(z|x): gap 0 for every K.")
+
+
 def main(out="out", seed=0, *, rho=-0.9, n_random_q=1000, steps=1500, lr=0.05,
          Ks=tuple(2 ** i for i in range(11)), reps=1000, plot=True):
     """Run claims A-D; print and return the key numbers (a dict); write exact_evidence.png."""
@@ -107,64 +163,23 @@ def main(out="out", seed=0, *, rho=-0.9, n_random_q=1000, steps=1500, lr=0.05,
     log_px = model.log_evidence(x)[0][0]
     W = model.params["W"]
     cos = W[:, 0] @ W[:, 1] / np.linalg.norm(W[:, 0]) / np.linalg.norm(W[:, 1])
-    mu, Lp = model.posterior(x)
-    cov = Lp[0] @ Lp[0].T
-    M = model.posterior_precision()
+    cov = np.linalg.inv(model.posterior_precision())
     r = {"log_px": log_px, "rho": cov[0, 1] / np.sqrt(cov[0, 0] * cov[1, 1]), "cos_w": cos}
     print(f"model: d={X_DIM}, k=2, s={NOISE_SCALE}; loadings' cosine {cos:+.3f}; posterior corr "
           f"{r['rho']:+.4f}; log p(x) = {log_px:.6f}")
-
     ident = identity_check(model, x, n_random_q, rng)
     r["identity_max_rel_dev"] = ident["rel_dev"].max()
     print(f"A. log p(x) - ELBO = KL(q||p(z|x)) over {n_random_q} random q (KL from "
           f"{ident['kl'].min():.1e} to {ident['kl'].max():.1e}): max |dev| / max(1,|log p|,|ELBO|) "
           f"= {r['identity_max_rel_dev']:.2e}")
-
-    full, diag = fit_q(model, x, True, steps, lr), fit_q(model, x, False, steps, lr)
-    cov_full = full["scale_tril"][0] @ full["scale_tril"][0].T
-    r["full_gap"] = log_px - full["elbo"][-1]
-    r["full_loc_err"] = np.linalg.norm(full["loc"] - mu)
-    r["full_cov_err"] = np.linalg.norm(cov_full - cov)
-    r["diag_gap"] = log_px - diag["elbo"][-1]
-    r["mf_gap_closed_form"] = 0.5 * (np.log(np.diag(M)).sum() - np.linalg.slogdet(M)[1])
-    r["mf_gap_rho"] = -0.5 * np.log(1 - r["rho"] ** 2)
-    mf_loc, mf_log_scale, _ = model.mean_field_optimum(x)
-    r["diag_loc_err"] = np.linalg.norm(diag["loc"] - mf_loc)
-    r["diag_scale_err"] = np.linalg.norm(np.diagonal(diag["scale_tril"][0]) - np.exp(mf_log_scale[0]))
-    print(f"B. Adam ({steps} steps, lr {lr}) on a full-covariance q: gap {r['full_gap']:.2e}, "
-          f"|m - m*| = {r['full_loc_err']:.2e}, |S - S*|_F = {r['full_cov_err']:.2e}")
-    print(f"   diagonal q: gap {r['diag_gap']:.10f}; mean-field closed form "
-          f"(sum log M_ii - log det M)/2 = {r['mf_gap_closed_form']:.10f} = -log(1-rho^2)/2 = "
-          f"{r['mf_gap_rho']:.10f}; |m - mu| = {r['diag_loc_err']:.1e}, "
-          f"|sigma - M_ii^-1/2| = {r['diag_scale_err']:.1e}")
-
-    mf_L = np.zeros((1, 2, 2))
-    mf_L[0, [0, 1], [0, 1]] = np.exp(mf_log_scale[0])
-    proposals = {"mean-field q": (mf_loc, mf_L), "prior p(z) as q": (np.zeros((1, 2)), np.eye(2)[None])}
-    iwae = {}
-    for name, (loc, L) in proposals.items():
-        mean, se = iwae_curve(model, x, loc, L, Ks, reps, rng)
-        log_m2 = model.log_weight_second_moment(x, loc, L)[0]
-        iwae[name] = {"K": np.asarray(Ks), "gap": mean, "se": se, "kl": model.kl_to_posterior(x, loc, L)[0],
-                      "chi2": np.expm1(log_m2)}
-        print(f"D. IWAE with {name}: KL = {iwae[name]['kl']:.4f}, chi^2 = {iwae[name]['chi2']:.4g}; "
-              + ", ".join(f"K={K}: {g:.4f}+-{s:.4f}" for K, g, s in zip(Ks, mean, se)
-                          if K in (1, 16, 256, Ks[-1])))
-    r["iwae"] = iwae
+    fits, traces, ellipses = optimize_both(model, x, steps, lr)
+    r.update(fits)
+    r["iwae"] = iwae_claims(model, x, Ks, reps, rng)
     if plot:
-        caption = (f"A: max relative deviation of log p(x) - ELBO from KL(q||p(z|x)) over {n_random_q} "
-                   f"random q: {r['identity_max_rel_dev']:.1e}.  B: full q gap {r['full_gap']:.1e}, "
-                   f"|m-m*| {r['full_loc_err']:.1e}, |S-S*| {r['full_cov_err']:.1e}; diagonal q gap "
-                   f"{r['diag_gap']:.6f} = -log(1-rho^2)/2 = {r['mf_gap_rho']:.6f}.\n"
-                   f"D: {reps} repetitions per K, error bars = 1 s.e.; the mean-field q has |rho| > 1/2, so "
-                   f"E_q[w^2] = infinity and its gap decays slower than 1/K; the prior (chi^2 = "
-                   f"{iwae['prior p(z) as q']['chi2']:.1f}) approaches chi^2/(2K) for large K. Full q = p(z|x): gap 0 for every K.")
         r["figure"] = exact_evidence_figure(
-            ident, {"full q": full["elbo"], "diagonal q": diag["elbo"]}, log_px, r["mf_gap_closed_form"],
-            {"p(z|x)": (mu[0], cov), "full q (fitted)": (full["loc"][0], cov_full),
-             "diagonal q (fitted)": (diag["loc"][0], diag["scale_tril"][0] @ diag["scale_tril"][0].T)},
-            iwae, title=f"Exact-evidence PPCA (posterior correlation {r['rho']:+.2f}): the ELBO gap is "
-                        f"KL(q || p(z|x))", caption=caption, path=os.path.join(out, "exact_evidence.png"))
+            ident, traces, log_px, r["mf_gap_closed_form"], ellipses, r["iwae"],
+            title=f"Exact-evidence PPCA (posterior correlation {r['rho']:+.2f}): the ELBO gap is KL(q || p(z|x))",
+            caption=caption(r, n_random_q, reps), path=os.path.join(out, "exact_evidence.png"))
         print(f"wrote {r['figure']}")
     return r
 

@@ -92,8 +92,12 @@ def quadrature(model, x, loc, L, n_grid, n_sd=10.0):
     log_joint_z = (t["log_lik"] + t["log_prior"])[:, 0]                  # log p(x, g(eps)), (G,)
     log_cell = 2 * np.log(g[1] - g[0])
     with_det = log_joint_z + t["log_abs_det"][:, 0]
-    lse = lambda a: a.max() + np.log(np.exp(a - a.max()).sum())          # noqa: E731
-    return lse(with_det) + log_cell, lse(log_joint_z) + log_cell
+    return _logsumexp(with_det) + log_cell, _logsumexp(log_joint_z) + log_cell
+
+
+def _logsumexp(a):
+    """log sum exp(a) with the max shifted out."""
+    return a.max() + np.log(np.exp(a - a.max()).sum())
 
 
 def main(out="out", seed=0, *, n_mc=200_000, n_grid=401, plot=True):
@@ -120,7 +124,8 @@ def main(out="out", seed=0, *, n_mc=200_000, n_grid=401, plot=True):
         print(f"   Monte Carlo ({n_mc} eps): E_eps log p(x, eps) = {mc['log_p_x_eps']:.5f} +- "
               f"{se['log_p_x_eps']:.5f}  ({r['mc_z']:+.2f} s.e. from ELBO - H; tolerance {MC_TOL_SE:g} s.e.);"
               f"  log|det| = {mc['log_abs_det']:.6f} (constant: g is affine)")
-        print(f"   grid quadrature over eps: log int p(x, eps) d eps = {quad_det:.10f} (log p(x) = {log_px:.10f});"
+        print(f"   grid quadrature over eps: log int p(x, eps) d eps = {quad_det:.10f} "
+              f"(log p(x) = {log_px:.10f});"
               f" without |det L|: {quad_nodet:.6f} = log p(x) - log|det L|")
     if plot:
         caption = "  ".join(

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import check_float_array, check_int
+from ._validate import check_float_array, check_int, check_rng
 from .distributions import HALF_LOG_2PI, MultivariateNormal, Normal, check_scale_tril, standard_normal_log_prob
 from .transforms import log_q_via_jacobian, tril_affine
 
@@ -254,6 +254,7 @@ class LinearGaussian:
     def sample(self, n, rng):
         """Draw n pairs with ``rng``: returns x (n, d), z (n, k)."""
         n = check_int("n", n, minimum=1)
+        check_rng("rng", rng)
         W, b, log_s, _ = self._unpack()
         z = rng.standard_normal((n, self.z_dim)).astype(W.dtype)
         x = z @ W.T + b + np.exp(log_s) * rng.standard_normal((n, self.x_dim)).astype(W.dtype)

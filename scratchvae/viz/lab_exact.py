@@ -47,7 +47,8 @@ def exact_evidence_figure(ident, traces, log_px, mf_gap, ellipses, iwae, *, titl
 
     for label, elbo in traces.items():
         steps = np.arange(1, elbo.size + 1)
-        b.semilogx(steps, -elbo, color=_color(label), label=f"-ELBO, {label} (final gap {log_px - elbo[-1]:.2e})")
+        b.semilogx(steps, -elbo, color=_color(label),
+                   label=f"-ELBO, {label} (final gap {log_px - elbo[-1]:.2e})")
     b.axhline(-log_px, color="black", ls="--", lw=1, label=f"-log p(x) = {-log_px:.4f} (surprisal)")
     b.axhline(-log_px + mf_gap, color="tab:red", ls=":", lw=1,
               label="-log p(x) + mean-field gap (closed form)")
@@ -75,7 +76,8 @@ def exact_evidence_figure(ident, traces, log_px, mf_gap, ellipses, iwae, *, titl
     for label, res in iwae.items():
         ok = res["gap"] > 0
         d.errorbar(res["K"][ok], res["gap"][ok], yerr=res["se"][ok], marker="o", ms=4, capsize=3,
-                   color=_color(label), label=f"{label} (KL at K=1: {res['kl']:.3g}, chi^2 = {res['chi2']:.3g})")
+                   color=_color(label),
+                   label=f"{label} (KL at K=1: {res['kl']:.3g}, chi^2 = {res['chi2']:.3g})")
         if np.isfinite(res["chi2"]):
             d.plot(res["K"], res["chi2"] / (2 * res["K"]), ":", color=_color(label),
                    label=f"chi^2/(2K): large-K prediction for {label}")
