@@ -17,8 +17,10 @@ the gradient of -ELBO), step t = 1, 2, ...:
 
 Subnormal numbers. A parameter whose gradient is exactly zero for a long time (the weight of an
 MNIST border pixel that is always 0) has its momentum decay geometrically: m = 0.9^t m_0. In
-float32, after ~800 steps m falls below 1.2e-38 and becomes *subnormal*, and x86 arithmetic on
-subnormals is ~100x slower; a plain NumPy Adam measured 2.2x slower per epoch from epoch 2 on.
+float32, after ~800 steps m falls below 1.2e-38 and becomes *subnormal*; and since 0.9 times
+the smallest subnormal rounds back to itself, it stays there for good. Many x86 CPUs take a slow
+microcode path for subnormal operands (a plain NumPy Adam was measured 2.2x slower per epoch
+from epoch 2 on; `bench/bench_adam_subnormal.py` measures the penalty on the machine at hand).
 We flush decaying state with ``_flush_subnormals``: adding then subtracting a constant c with
 c * eps_mach / 2 > tiny rounds every |m| < tiny to exactly 0 and leaves every |m| > 7e-24
 (float32) bit-for-bit unchanged. Two cheap in-place passes, no mask, no branch. (A decaying m
@@ -136,28 +138,56 @@ class Adagrad(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam with bias correction; state in the parameters' dtype, subnormals flushed."""
+    """Adam with bias correction; state in the parameters' dtype, subnormals flushed.
+
+    The update is written with ``out=`` into one scratch buffer per parameter, so a step makes
+    no temporary arrays: 12 passes over memory per parameter array. The subnormal flush (two
+    more passes each for m and v) runs every ``flush_every`` steps: an entry can then be
+    subnormal for at most ``flush_every`` consecutive steps, once in its life (after the flush
+    it is 0, and 0 decays to 0). ``flush_every=0`` disables flushing (for the benchmark that
+    shows why it exists).
+    """
 
     def __init__(self, params: dict, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
-                 eps: float = 1e-8):
+                 eps: float = 1e-8, flush_every: int = 8):
         super().__init__(params, lr)
         self.beta1 = check_in_range("beta1", beta1, 0.0, 1.0, high_open=True)
         self.beta2 = check_in_range("beta2", beta2, 0.0, 1.0, high_open=True)
         self.eps = check_positive("eps", eps)
+        if isinstance(flush_every, bool) or not isinstance(flush_every, int) or flush_every < 0:
+            raise ValueError(f"flush_every must be an integer >= 0, got {flush_every!r}")
+        self.flush_every = flush_every
         self.state = {n: {"m": np.zeros_like(p), "v": np.zeros_like(p)} for n, p in params.items()}
+        self._scratch = {n: np.empty_like(p) for n, p in params.items()}
 
-    def _update(self, p, g, state):
-        m, v, dt = state["m"], state["v"], p.dtype.type
-        c = _flush_constant(p.dtype)
-        m += dt(1 - self.beta1) * (g - m)          # m <- b1 m + (1 - b1) g
-        _flush_subnormals(m, c)
-        v += dt(1 - self.beta2) * (g * g - v)      # v <- b2 v + (1 - b2) g^2
-        _flush_subnormals(v, c)
+    def step(self, grads: dict) -> None:
+        self._check_grads(grads)
+        self.t += 1
         bc2 = np.sqrt(1 - self.beta2 ** self.t)
-        lr_t = dt(self.lr * bc2 / (1 - self.beta1 ** self.t))
-        denom = np.sqrt(v)
-        denom += dt(self.eps * bc2)
-        p -= lr_t * m / denom                      # p <- p - lr_t m / (sqrt(v) + eps sqrt(1-b2^t))
+        lr_t = self.lr * bc2 / (1 - self.beta1 ** self.t)
+        eps_t = self.eps * bc2
+        flush = self.flush_every and self.t % self.flush_every == 0
+        for name, p in self.params.items():
+            self._update(p, grads[name], self.state[name], self._scratch[name], lr_t, eps_t, flush)
+
+    def _update(self, p, g, state, tmp, lr_t, eps_t, flush):
+        m, v, dt = state["m"], state["v"], p.dtype.type
+        np.multiply(g, dt(1 - self.beta1), out=tmp)
+        m *= dt(self.beta1)
+        m += tmp                                   # m <- b1 m + (1 - b1) g
+        np.multiply(g, g, out=tmp)
+        tmp *= dt(1 - self.beta2)
+        v *= dt(self.beta2)
+        v += tmp                                   # v <- b2 v + (1 - b2) g^2
+        if flush:
+            c = _flush_constant(p.dtype)
+            _flush_subnormals(m, c)
+            _flush_subnormals(v, c)
+        np.sqrt(v, out=tmp)
+        tmp += dt(eps_t)
+        np.divide(m, tmp, out=tmp)
+        tmp *= dt(lr_t)
+        p -= tmp                                   # p <- p - lr_t m / (sqrt(v) + eps sqrt(1-b2^t))
 
 
 OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "adam": Adam}
