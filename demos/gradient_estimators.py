@@ -11,7 +11,7 @@ objective, f(z) = sum_i sin(w_i z_i + c_i), is checked for unbiasedness too.
 
 Part 2, the encoder of a small VAE (784-64-2 tanh encoder and mirrored decoder, Bernoulli pixels)
 trained for a few epochs on embedded digits (``scratchvae.digits``, binarized once with a fixed
-seed). The gradient of the mean ELBO of 4 held-out images w.r.t. all encoder weights is estimated
+seed). The gradient of the mean ELBO of 2 held-out images w.r.t. all encoder weights is estimated
 R times by both estimators; the exact gradient is the Gauss-Hermite quadrature of the pathwise
 gradient over the 2-D noise (checked by halving the number of nodes). Writes
 ``gradient_estimators.png``.
@@ -40,6 +40,7 @@ LOC = np.array([0.5, -1.0, 1.5, 0.2])
 LOG_SCALE = np.array([-0.5, 0.0, 0.3, -1.0])
 TARGET = np.array([1.0, 0.5, -0.5, 0.3])
 FREQ, PHASE = np.array([1.0, 2.0, 0.5, 3.0]), np.array([0.3, -0.2, 1.0, 0.5])
+N_HELD = 2                     # held-out images whose mean ELBO's encoder gradient is estimated
 VARIANTS = {"reparameterization": ("reparam", None), "score function": ("score", None),
             "score fn. + LOO baseline": ("score", "loo")}
 
@@ -48,16 +49,17 @@ def closed_form(rng, sizes, n_rep):
     """Statistics of the three estimators on the quadratic; unbiasedness table for both objectives."""
     print(f"Part 1: q = N(mu, diag sigma^2), D = {LOC.size}; R = {n_rep} repetitions per S")
     out = {}
-    for name, obj in (("quadratic", est.Quadratic(TARGET)), ("sinusoid", est.Sinusoid(FREQ, PHASE))):
-        stats = {label: est.closed_form_statistics(obj, LOC, LOG_SCALE, m, sizes, n_rep, rng=rng, baseline=b)
+    for name, obj, S in (("quadratic", est.Quadratic(TARGET), sizes),            # the sinusoid only
+                         ("sinusoid", est.Sinusoid(FREQ, PHASE), [2, 32])):      # for unbiasedness
+        stats = {label: est.closed_form_statistics(obj, LOC, LOG_SCALE, m, S, n_rep, rng=rng, baseline=b)
                  for label, (m, b) in VARIANTS.items()}
         exact = stats["reparameterization"].exact
         print(f"  f = {name}: E_q f = {obj.expectation(LOC, LOG_SCALE):.4f}; "
-              f"d/dmu, d/dlog sigma at S = {sizes[-1]}, mean of R (max |bias| in standard errors):")
+              f"d/dmu, d/dlog sigma at S = {S[-1]}, mean of R (max |bias| in standard errors over S = {S}):")
         print(f"    {'exact':<26}" + " ".join(f"{v:+8.4f}" for v in exact))
         for label, st in stats.items():
             print(f"    {label:<26}" + " ".join(f"{v:+8.4f}" for v in st.mean[-1])
-                  + f"   ({np.abs(st.bias_z).max():.2f} SE over all S)")
+                  + f"   ({np.abs(st.bias_z).max():.2f} SE)")
         out[name] = stats
     q = out["quadratic"]
     for label, st in q.items():
@@ -68,13 +70,14 @@ def closed_form(rng, sizes, n_rep):
 
 def train_vae(rng, n_train, epochs):
     """A 784-64-2 tanh VAE (float64) trained briefly on statically binarized embedded digits."""
-    images, _ = render_digits(n_train + 4, rng, dtype=np.float64)
+    images, _ = render_digits(n_train + N_HELD, rng, dtype=np.float64)
     x = (np.random.default_rng(12345).random(images.shape) < images).astype(np.float64)
     vae = VAE(784, 2, rng=rng, hidden=(64,), activation="tanh", dtype=np.float64)
     cfg = TrainConfig(epochs=epochs, batch_size=50, lr=3e-3, seed=int(rng.integers(2**31)))
     hist = train(vae, x[:n_train], x[n_train:], cfg, log=None)
-    print(f"  trained {epochs} epochs on {n_train} digits: last train -ELBO {hist[-1]['train_loss']:.2f} nats")
-    return vae, x[n_train:]                                              # 4 held-out images
+    print(f"  trained {epochs} epochs on {n_train} digits: "
+          f"last train -ELBO {hist[-1]['train_loss']:.2f} nats")
+    return vae, x[n_train:]                                              # N_HELD held-out images
 
 
 def vae_part(rng, sizes, n_rep, n_train, epochs):
@@ -93,7 +96,7 @@ def vae_part(rng, sizes, n_rep, n_train, epochs):
         stats[label] = est.vae_encoder_statistics(vae, x, m, sizes, n_rep, rng=rng, baseline=b, exact=exact)
         st = stats[label]
         print(f"  {label:<26} tr Cov " + " ".join(f"{v:11.4g}" for v in st.total_var)
-              + f"   |mean - exact| / expected = " + " ".join(f"{v:.2f}" for v in st.bias_ratio)
+              + "   |mean - exact| / expected = " + " ".join(f"{v:.2f}" for v in st.bias_ratio)
               + f"   ({time.perf_counter() - t0:.1f} s)")
     return stats, quad_err, exact.size
 
@@ -112,13 +115,14 @@ def main(argv=None) -> dict:
     parser.add_argument("--reps", type=int, default=2000, help="repetitions per S, closed form")
     parser.add_argument("--vae-reps", type=int, default=200, help="repetitions per S, VAE")
     parser.add_argument("--max-log2-s", type=int, default=10, help="closed form: S = 2, 4, ..., 2^this")
+    parser.add_argument("--vae-sizes", default="2,8,32", help="VAE: comma-separated S values")
     parser.add_argument("--train-digits", type=int, default=1000, help="VAE training images")
     parser.add_argument("--epochs", type=int, default=4, help="VAE training epochs")
     args = parser.parse_args(argv)
     t0, rng = time.perf_counter(), np.random.default_rng(args.seed)
     sizes = [2 ** k for k in range(1, args.max_log2_s + 1)]
     cf = closed_form(rng, sizes, args.reps)
-    vae_sizes = [2, 8, 32]
+    vae_sizes = [int(v) for v in args.vae_sizes.split(",")]
     vs, quad_err, n_weights = vae_part(rng, vae_sizes, args.vae_reps, args.train_digits, args.epochs)
     cf_none, cf_loo = ratios(cf["quadratic"])
     v_none, v_loo = ratios(vs)
@@ -139,13 +143,13 @@ def main(argv=None) -> dict:
     bias = max(np.abs(st.bias_z).max() for stats in cf.values() for st in stats.values())
     caption = (f"tr Cov(score) / tr Cov(reparam), quadratic:   S={sizes[0]}: {cf_none[0]:.1f} "
                f"(LOO baseline {cf_loo[0]:.1f});  S={sizes[-1]}: {cf_none[-1]:.1f} (LOO {cf_loo[-1]:.1f})\n"
-               f"                             VAE encoder: S={vae_sizes[0]}: {v_none[0]:.3g} (LOO {v_loo[0]:.3g});"
+               f"{'VAE encoder:':>41} S={vae_sizes[0]}: {v_none[0]:.3g} (LOO {v_loo[0]:.3g});"
                f"  S={vae_sizes[-1]}: {v_none[-1]:.3g} (LOO {v_loo[-1]:.3g})\n"
                f"unbiased: closed form, every mean within {bias:.2f} standard errors of the exact gradient "
                f"(R={args.reps}); VAE, |mean - exact| / sqrt(trCov/R) = "
                + ", ".join(f"{st.bias_ratio.max():.2f}" for st in vs.values()) + f" (R={args.vae_reps})\n"
                f"VAE exact gradient by 24x24 Gauss-Hermite quadrature (change vs 12x12: {quad_err:.0e}); "
-               f"{args.epochs} epochs on {args.train_digits} digits; 4 held-out images")
+               f"{args.epochs} epochs on {args.train_digits} digits; mean ELBO of {N_HELD} held-out images")
     path = loglog_panels(panels, suptitle="Score-function vs reparameterization gradient of E_q[f(z)]",
                          caption=caption, path=os.path.join(args.out, "gradient_estimators.png"))
     print(f"wrote {path} in {time.perf_counter() - t0:.1f} s")

@@ -115,8 +115,8 @@ def _check_q(loc, log_scale, eps):
                          f"got {eps.shape}")
 
 
-def check_baseline(baseline, fz_shape):
-    """None, "loo", a real number, or an array of f-values' shape (..., S); returns it unchanged."""
+def check_baseline(baseline, fz_shape, dtype=None):
+    """None, "loo", a real number, or an array of f-values' shape (..., S) (and ``dtype``)."""
     if baseline is None or isinstance(baseline, (int, float, np.floating)) and np.isfinite(baseline):
         return baseline
     if isinstance(baseline, str):
@@ -126,7 +126,7 @@ def check_baseline(baseline, fz_shape):
             raise ValueError(f"the leave-one-out baseline needs S >= 2 samples, got S = {fz_shape[-1]}")
         return baseline
     if isinstance(baseline, np.ndarray):
-        return check_float_array("baseline", baseline, shape=fz_shape)
+        return check_float_array("baseline", baseline, shape=fz_shape, dtype=dtype)
     raise TypeError(f"baseline must be None, 'loo', a finite number or an ndarray of shape "
                     f"{fz_shape}, got {type(baseline).__name__} {baseline!r}")
 
@@ -169,7 +169,7 @@ def score_function_grad(f, loc, log_scale, eps, baseline=None):
     q = Normal(loc_r, ls_r)
     z = q.rsample(eps)                                                    # (..., S, D)
     fz = f(z)                                                             # (..., S)
-    b = _baseline_values(fz, check_baseline(baseline, fz.shape))
+    b = _baseline_values(fz, check_baseline(baseline, fz.shape, fz.dtype))
     w = (fz - b) / fz.dtype.type(eps.shape[-2])                           # (..., S)
     dlogq = q.log_prob_grads(z)
     return {k: (w[..., None] * dlogq[k]).sum(-2) for k in ("loc", "log_scale")}
@@ -255,7 +255,8 @@ class EstimatorStats:
         se = np.sqrt(self.var / self.n_rep)
         diff = self.mean - self.exact
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(se > 0, diff / np.where(se > 0, se, 1.0), np.where(diff == 0, 0.0, np.inf * np.sign(diff)))
+            z = diff / np.where(se > 0, se, 1.0)
+            return np.where(se > 0, z, np.where(diff == 0, 0.0, np.inf * np.sign(diff)))
 
 
 def gradient_statistics(draw, exact, sample_sizes, n_rep: int, chunk: int = 256) -> EstimatorStats:
@@ -388,7 +389,7 @@ def vae_encoder_grads(vae, x, eps, method: str = "reparam", baseline=None):
     q = Normal(np.broadcast_to(h[:, None, :Dz], eps.shape), np.broadcast_to(h[:, None, Dz:], eps.shape))
     z = q.rsample(eps)                                                    # (B, S, Dz)
     f = vae_log_joint(vae, x, z) - q.log_prob(z).sum(-1)                  # (B, S)
-    b = _baseline_values(f, check_baseline(baseline, f.shape))
+    b = _baseline_values(f, check_baseline(baseline, f.shape, f.dtype))
     w = (f - b) * (dobj[:, None] / vae.dtype.type(S))                     # (B, S)
     dlogq = q.log_prob_grads(z)
     dh = np.concatenate([(w[..., None] * dlogq[k]).sum(1) for k in ("loc", "log_scale")], axis=1)
