@@ -31,6 +31,7 @@ except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from scratchvae import estimators as est
+from scratchvae import estimators_vae as est_vae
 from scratchvae.digits import render_digits
 from scratchvae.train import TrainConfig, train
 from scratchvae.vae import VAE
@@ -85,15 +86,15 @@ def vae_part(rng, sizes, n_rep, n_train, epochs):
     print(f"Part 2: encoder gradient of a small VAE; R = {n_rep} repetitions per S")
     vae, x = train_vae(rng, n_train, epochs)
     keys = list(vae.encoder.params)
-    exact = est.flatten_grads(est.vae_exact_encoder_grads(vae, x, 24), keys)
-    half = est.flatten_grads(est.vae_exact_encoder_grads(vae, x, 12), keys)
+    exact = est_vae.flatten_grads(est_vae.vae_exact_encoder_grads(vae, x, 24), keys)
+    half = est_vae.flatten_grads(est_vae.vae_exact_encoder_grads(vae, x, 12), keys)
     quad_err = float(np.linalg.norm(exact - half) / np.linalg.norm(exact))
     print(f"  exact gradient: 24^2 Gauss-Hermite nodes, |g_24 - g_12| / |g_24| = {quad_err:.1e}; "
           f"|grad| = {np.linalg.norm(exact):.3f} over {exact.size} encoder parameters")
     stats = {}
     for label, (m, b) in VARIANTS.items():
         t0 = time.perf_counter()
-        stats[label] = est.vae_encoder_statistics(vae, x, m, sizes, n_rep, rng=rng, baseline=b, exact=exact)
+        stats[label] = est_vae.vae_encoder_statistics(vae, x, m, sizes, n_rep, rng=rng, baseline=b, exact=exact)
         st = stats[label]
         print(f"  {label:<26} tr Cov " + " ".join(f"{v:11.4g}" for v in st.total_var)
               + "   |mean - exact| / expected = " + " ".join(f"{v:.2f}" for v in st.bias_ratio)

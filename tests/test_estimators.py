@@ -10,6 +10,7 @@ import pytest
 from scipy import integrate, stats
 
 from scratchvae import estimators as est
+from scratchvae import estimators_vae as est_vae
 from scratchvae.distributions import Normal
 from scratchvae.gradcheck import check_gradients
 from scratchvae.transforms import tril_from_params
@@ -181,7 +182,7 @@ def _tiny_vae(seed=0, B=3):
 def test_vae_reparam_encoder_grads_match_finite_differences():
     vae, x, rng = _tiny_vae()
     eps = rng.standard_normal((3, 4, 2))
-    g = est.vae_encoder_grads(vae, x, eps, "reparam")
+    g = est_vae.vae_encoder_grads(vae, x, eps, "reparam")
     report = check_gradients(lambda: np.array(vae.forward(x, eps, "mc")[0].mean()), lambda d: g,
                              vae.encoder.params, rng=rng)
     assert report.ok(TOL_MODEL), f"\n{report}"
@@ -192,11 +193,11 @@ def test_vae_score_encoder_grads_are_the_gradient_of_the_surrogate(baseline):
     """Surrogate (1/B) sum_b (1/S) sum_s (f_bs - b_bs) log q_phi(z_bs|x_b) with z, f, b held fixed."""
     vae, x, rng = _tiny_vae(1)
     eps = rng.standard_normal((3, 4, 2))
-    g = est.vae_encoder_grads(vae, x, eps, "score", baseline)
+    g = est_vae.vae_encoder_grads(vae, x, eps, "score", baseline)
     h = vae.encoder.forward(x)[0]
     q = Normal(np.repeat(h[:, None, :2], 4, 1), np.repeat(h[:, None, 2:], 4, 1))
     z = q.rsample(eps)
-    f = est.vae_log_joint(vae, x, z) - q.log_prob(z).sum(-1)              # (B, S)
+    f = est_vae.vae_log_joint(vae, x, z) - q.log_prob(z).sum(-1)              # (B, S)
     b = 0.0 if baseline is None else (f.sum(1, keepdims=True) - f) / 3
 
     def forward():
@@ -211,8 +212,8 @@ def test_vae_quadrature_gradient_has_converged():
     """Max relative change 60 -> 80 nodes per axis < 1e-9 (measured 5e-11; 20 nodes: 4e-6)."""
     vae, x, _ = _tiny_vae()
     keys = list(vae.encoder.params)
-    g60 = est.flatten_grads(est.vae_exact_encoder_grads(vae, x, 60), keys)
-    g80 = est.flatten_grads(est.vae_exact_encoder_grads(vae, x, 80), keys)
+    g60 = est_vae.flatten_grads(est_vae.vae_exact_encoder_grads(vae, x, 60), keys)
+    g80 = est_vae.flatten_grads(est_vae.vae_exact_encoder_grads(vae, x, 80), keys)
     assert np.abs(g60 - g80).max() / np.abs(g80).max() < 1e-9
 
 
@@ -223,8 +224,8 @@ def test_vae_encoder_estimators_are_unbiased_and_score_is_noisier():
     Variance: tr Cov(score) / tr Cov(reparam) > 5 (measured 68)."""
     vae, x, rng = _tiny_vae()
     keys = list(vae.encoder.params)
-    exact = est.flatten_grads(est.vae_exact_encoder_grads(vae, x, 60), keys)
-    st = {(m, b): est.vae_encoder_statistics(vae, x, m, [4], 1500, rng=rng, baseline=b, exact=exact)
+    exact = est_vae.flatten_grads(est_vae.vae_exact_encoder_grads(vae, x, 60), keys)
+    st = {(m, b): est_vae.vae_encoder_statistics(vae, x, m, [4], 1500, rng=rng, baseline=b, exact=exact)
           for m, b in (("reparam", None), ("score", None), ("score", "loo"))}
     for k, s in st.items():
         assert s.bias_ratio[0] < 3.0, (k, s.bias_ratio)
@@ -238,8 +239,8 @@ def test_vae_encoder_estimators_are_unbiased_and_score_is_noisier():
             h = vae.encoder.forward(x)[0]
             q = Normal(np.repeat(h[:, None, :2], S, 1), np.repeat(h[:, None, 2:], S, 1))
             z = q.rsample(eps)                                            # the z the estimator uses
-            f = est.vae_log_joint(vae, x, z) - q.log_prob(z).sum(-1)
-            out.append(est.flatten_grads(est.vae_encoder_grads(
+            f = est_vae.vae_log_joint(vae, x, z) - q.log_prob(z).sum(-1)
+            out.append(est_vae.flatten_grads(est_vae.vae_encoder_grads(
                 vae, x, eps, "score", np.repeat(f.mean(1, keepdims=True), S, 1)), keys))
         return np.stack(out)
     bad = est.gradient_statistics(draw_self_inclusive, exact, [2], 1500)
@@ -322,12 +323,12 @@ def test_bad_inputs_raise_clear_errors():
                                    rng=np.random.default_rng(0))
     vae, x, _ = _tiny_vae()
     with pytest.raises(ValueError, match="eps must have shape"):
-        est.vae_encoder_grads(vae, x, np.zeros((2, 4, 2)))
+        est_vae.vae_encoder_grads(vae, x, np.zeros((2, 4, 2)))
     with pytest.raises(ValueError, match="method must be one of"):
-        est.vae_encoder_grads(vae, x, np.zeros((3, 4, 2)), "exact")
+        est_vae.vae_encoder_grads(vae, x, np.zeros((3, 4, 2)), "exact")
     with pytest.raises(ValueError, match="too many"):
-        est.vae_exact_encoder_grads(VAE(6, 4, rng=np.random.default_rng(0), hidden=(5,), dtype=np.float64),
+        est_vae.vae_exact_encoder_grads(VAE(6, 4, rng=np.random.default_rng(0), hidden=(5,), dtype=np.float64),
                                     x, 24)
     full = VAE(6, 2, rng=np.random.default_rng(0), hidden=(5,), posterior="full", dtype=np.float64)
     with pytest.raises(ValueError, match="diagonal posterior"):
-        est.vae_encoder_grads(full, x, np.zeros((3, 4, 2)))
+        est_vae.vae_encoder_grads(full, x, np.zeros((3, 4, 2)))
