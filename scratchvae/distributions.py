@@ -30,6 +30,7 @@ import math
 import numpy as np
 
 from ._validate import check_float_array, check_rng, check_same_dtype, check_same_shape
+from .stable import sigmoid, softplus
 
 HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -37,11 +38,6 @@ HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 def _c(x: np.ndarray, value: float):
     """``value`` as a scalar of ``x``'s dtype, so float32 stays float32 (no silent upcast)."""
     return x.dtype.type(value)
-
-
-def _sigmoid(t):
-    """Stable logistic: exp(-softplus(-t)); never overflows, underflows to 0 only when exact."""
-    return np.exp(-np.logaddexp(_c(t, 0), -t))
 
 
 def _check_like(name: str, x, ref_name: str, ref: np.ndarray) -> np.ndarray:
@@ -287,7 +283,7 @@ class MultivariateNormal:
 
 
 def _bernoulli_log_prob(x, t):
-    return x * t - np.logaddexp(_c(t, 0), t)                               # softplus(t), stable
+    return x * t - softplus(t)                                             # stable softplus
 
 
 def bernoulli_log_prob(x, logits):
@@ -305,7 +301,7 @@ def bernoulli_log_prob_grads(x, logits):
     """Partials of :func:`bernoulli_log_prob`: dict(x=logits, logits=x - sigmoid(logits))."""
     check_float_array("logits", logits)
     _check_like("x", x, "logits", logits)
-    return {"x": logits.copy(), "logits": x - _sigmoid(logits)}
+    return {"x": logits.copy(), "logits": x - sigmoid(logits)}
 
 
 class Bernoulli:
@@ -331,7 +327,7 @@ class Bernoulli:
     @property
     def probs(self):
         """p = sigmoid(logits), computed stably."""
-        return _sigmoid(self.logits)
+        return sigmoid(self.logits)
 
     @property
     def mean(self):
@@ -365,9 +361,9 @@ class Bernoulli:
     def entropy(self):
         """Elementwise entropy in nats."""
         a = np.abs(self.logits)
-        return np.logaddexp(_c(a, 0), -a) + a * _sigmoid(-a)
+        return softplus(-a) + a * sigmoid(-a)
 
     def entropy_grads(self):
         """dict(logits=-t sigmoid(t) sigmoid(-t)), elementwise."""
         t = self.logits
-        return {"logits": -t * _sigmoid(t) * _sigmoid(-t)}
+        return {"logits": -t * sigmoid(t) * sigmoid(-t)}

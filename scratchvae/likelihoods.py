@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._validate import check_positive
+from .stable import sigmoid, softplus
 
 HALF_LOG_2PI = 0.5 * np.log(2.0 * np.pi)
 
@@ -45,19 +46,19 @@ class BernoulliLikelihood:
     def log_prob(self, x, out):
         """Return (log p(x|z) of shape (B, L), cache); ``out`` are logits (B, L, D)."""
         t, xb = out, x[:, None, :]                     # (B, L, D), (B, 1, D)
-        softplus = np.logaddexp(t.dtype.type(0), t)    # log(1 + e^t), no overflow
-        log_px = (xb * t).sum(-1) - softplus.sum(-1)   # (B, L)
-        return log_px, (xb, t, softplus)
+        sp = softplus(t)                               # log(1 + e^t), no overflow
+        log_px = (xb * t).sum(-1) - sp.sum(-1)         # (B, L)
+        return log_px, (xb, t, sp)
 
     def backward(self, dlog_px, cache):
         """Gradient w.r.t. the logits: dlog_px[..., None] * (x - sigmoid(t))."""
-        xb, t, softplus = cache
-        probs = np.exp(t - softplus)                   # sigmoid(t) = e^t / (1 + e^t)
+        xb, t, sp = cache
+        probs = np.exp(t - sp)                         # sigmoid(t) = e^t / (1 + e^t)
         return (xb - probs) * dlog_px[..., None]       # (B, L, D)
 
     def mean(self, out):
         """E[x|z] = sigmoid(logits)."""
-        return np.exp(out - np.logaddexp(out.dtype.type(0), out))
+        return sigmoid(out)
 
     def sample(self, out, rng):
         """x ~ Bernoulli(sigmoid(logits)), in the dtype of ``out``."""
@@ -92,7 +93,7 @@ class GaussianLikelihood:
             return out, dt(np.log(self.scale)), None
         D = out.shape[-1] // 2
         loc, r = out[..., :D], out[..., D:]
-        log_scale = dt(np.log(self.min_scale)) + np.logaddexp(dt(0), r)   # log sigma_min + softplus(r)
+        log_scale = dt(np.log(self.min_scale)) + softplus(r)         # log sigma_min + softplus(r)
         return loc, log_scale, r
 
     def log_prob(self, x, out):
@@ -112,7 +113,7 @@ class GaussianLikelihood:
         dloc = u * inv_scale * w                                    # d/dmu = u / sigma
         if not self.learned:
             return dloc
-        sig_r = np.exp(r - np.logaddexp(r.dtype.type(0), r))        # sigmoid(r) = d softplus / dr
+        sig_r = sigmoid(r)                                          # d softplus / dr
         dr = (u * u - 1) * sig_r * w                                # d/dlog sigma = u^2 - 1
         return np.concatenate([dloc, dr], axis=-1)
 

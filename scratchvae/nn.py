@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._validate import check_float_array, check_int, check_rng
+from .stable import sigmoid, softplus
 
 
 # --------------------------------------------------------------------------------------------
@@ -130,11 +131,6 @@ class Tanh:
         return dout * (1 - out * out), {}
 
 
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Logistic function without overflow: exp(-logaddexp(0, -x)) = 1 / (1 + e^-x)."""
-    return np.exp(-np.logaddexp(x.dtype.type(0), -x))
-
-
 class Sigmoid:
     """out = 1 / (1 + e^-x);  dx = dout * out * (1 - out)."""
     params: dict = {}
@@ -149,11 +145,11 @@ class Sigmoid:
 
 
 class Softplus:
-    """out = log(1 + e^x) = logaddexp(0, x);  dx = dout * sigmoid(x)."""
+    """out = log(1 + e^x) (stable.softplus);  dx = dout * sigmoid(x)."""
     params: dict = {}
 
     def forward(self, x):
-        return np.logaddexp(x.dtype.type(0), x), x
+        return softplus(x), x
 
     def backward(self, dout, cache, need_dx=True):
         x = cache
