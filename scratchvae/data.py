@@ -156,7 +156,8 @@ def check_data(x, likelihood: str, binarize: str | None = None, *, width: int | 
     TypeError
         ``x`` not a float32/float64 ndarray (uint8 must be converted explicitly).
     ValueError
-        Wrong ndim, no rows, NaN/inf, wrong width, values outside [0, 1], non-binary pixels for
+        Wrong ndim, no rows, NaN/inf, wrong width, values outside [0, 1] for "bernoulli" (they are
+        probabilities of ink; a Gaussian likelihood takes any real value), non-binary pixels for
         "bernoulli" without binarization, unknown likelihood or binarize.
     """
     if likelihood not in LIKELIHOODS:
@@ -175,7 +176,8 @@ def check_data(x, likelihood: str, binarize: str | None = None, *, width: int | 
     if width is not None and x.shape[1] != check_int("width", width, minimum=1):
         raise ValueError(f"{name} must have width {width} (pixels per row), got {x.shape[1]} "
                          f"(shape {x.shape})")
-    _check_unit(name, x)
+    if likelihood == "bernoulli":
+        _check_unit(name, x)
     if likelihood == "bernoulli" and binarize is None:
         bad = (x != 0) & (x != 1)
         if bad.any():

@@ -158,7 +158,7 @@ def test_check_data_accepts_fitting_data():
     (np.array([[0.0, np.nan]]), {}, ValueError, "1 NaN or infinite"),
     (np.array([[0.0, np.inf]]), {}, ValueError, "1 NaN or infinite"),
     (np.zeros((2, 100)), {"width": 784}, ValueError, r"x must have width 784 .*got 100"),
-    (np.array([[0.0, 1.2]]), {"likelihood": "gaussian"}, ValueError, r"values in \[0, 1\], got min 0.0 and max 1.2"),
+    (np.array([[0.0, 1.2]]), {"likelihood": "bernoulli", "binarize": "dynamic"}, ValueError, r"values in \[0, 1\], got min 0.0 and max 1.2"),
     (np.array([[-0.1, 1.0]]), {}, ValueError, r"values in \[0, 1\], got min -0.1"),
     (np.array([[0.0, 0.5, 1.0]]), {}, ValueError, "1 non-binary pixel.*pass binarize='static' or 'dynamic'"),
 ])
@@ -351,3 +351,8 @@ def test_shared_binarized_mnist():
     assert set(np.unique(s.valid.x)) == {0, 1}
     x = load_dataset(SHARED_NPZ, dtype=np.float32).test.x
     assert check_data(x, "bernoulli", width=784) is x
+
+
+def test_gaussian_likelihood_accepts_real_valued_data():
+    x = np.array([[-3.5, 0.0, 7.25]])
+    assert check_data(x, "gaussian") is x
