@@ -119,6 +119,12 @@ class CVAE:
         objective : ndarray (B,)
         cache : tuple
         stats : dict of (B,) arrays ``rec`` (mean log p(x|z, y)) and ``kl``.
+
+        Notes
+        -----
+        [mu, log sigma] = enc([x, y]);  z_l = mu + sigma eps_l;  out_l = dec([z_l, y]);
+        rec = (1/L) sum_l log p(x | out_l);  KL = sum_j (sigma_j^2 + mu_j^2 - 1)/2 - log sigma_j;
+        objective = rec - beta KL.  Backward (:meth:`backward`) runs these lines in reverse.
         """
         if check:
             self._check_inputs(x, y, eps, beta)
@@ -138,7 +144,14 @@ class CVAE:
         return objective, cache, {"rec": rec, "kl": kl}
 
     def backward(self, dobjective, cache):
-        """Gradients of sum_b objective_b * dobjective_b for every parameter (keys of params)."""
+        """Gradients of sum_b objective_b * dobjective_b for every parameter (keys of params).
+
+        Notes
+        -----
+        w_bl = g_b / L;  d out_bl = w_bl d log p / d out;  d[z, y] = dec backward (y columns
+        dropped);  d mu = sum_l dz - beta g mu;  d log sigma = sum_l dz sigma eps - beta g
+        (sigma^2 - 1);  enc backward from [d mu, d log sigma].
+        """
         beta, q, enc_cache, t_cache, dec_cache, lik_cache, L = cache
         B, Dz, dt = q.loc.shape[0], self.z_dim, q.loc.dtype.type
         w = np.repeat(dobjective[:, None] / dt(L), L, axis=1)                    # (B, L)

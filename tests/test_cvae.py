@@ -177,3 +177,59 @@ def test_one_hot_checks_its_labels():
         one_hot(np.array([0, 2]), 2)
     with pytest.raises(ValueError, match="labels must be 1-dimensional"):
         one_hot(np.array([[0, 1]]), 2)
+
+
+# ------------------------------------------------------------------------------ the demo
+_RUN_DEMO = """
+import json, sys
+sys.path.insert(0, {demos!r})
+import conditional_vae as demo
+res = demo.main({argv!r})
+print("RESULT " + json.dumps({{k: res[k] for k in ("per_class", "accuracy_generated", "accuracy_real")}}))
+"""
+
+
+def test_demo_generates_recognizable_classes(tmp_path):
+    """demos/conditional_vae.py with smaller settings (3000 digits, 15 epochs; ~6 s): a linear
+    classifier trained on real digits recognizes the generated images as their class far above
+    chance (10%). Measured, seeds 0/1/2: overall 86.2% / 85.8% / 86.6% of 500 images; weakest
+    class "1" at 42% / 46% / 60%; the classifier scores 92-94% on held-out real digits.
+
+    The demo runs in a fresh interpreter so that its one-BLAS-thread setting takes effect before
+    NumPy loads (in this process NumPy is already loaded with 2 threads, which made the same run
+    6x slower on a busy 2-core machine)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    argv = ["--out", str(tmp_path), "--seed", "0", "--n-train", "3000", "--epochs", "15",
+            "--n-test", "500", "--n-check", "50"]
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.pop(var, None)                   # let the demo choose, as it does from the shell
+    proc = subprocess.run([sys.executable, "-c", _RUN_DEMO.format(demos=os.path.join(root, "demos"),
+                                                                 argv=argv)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(proc.stdout.split("RESULT ", 1)[1])
+    per_class = {int(k): v for k, v in res["per_class"].items()}
+    assert res["accuracy_real"] > 0.85, res["accuracy_real"]
+    assert res["accuracy_generated"] >= 0.6, per_class                  # 6x chance
+    assert min(per_class.values()) >= 0.25, per_class                   # every class > 2.5x chance
+    assert sorted(per_class) == list(range(10))
+    assert os.path.getsize(tmp_path / "cvae_digits.png") > 20_000
+
+
+def test_demo_parses_classes():
+    import importlib.util
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location("cvae_demo", os.path.join(root, "demos",
+                                                                            "conditional_vae.py"))
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    assert demo.parse_classes("7, 1") == [7, 1]
+    for bad in ("3,12", "a", ""):
+        with pytest.raises(SystemExit, match="--classes"):
+            demo.parse_classes(bad)
