@@ -77,8 +77,8 @@ def load_checkpoint(path) -> dict:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        raise ValueError(f"checkpoint {path!r} is truncated or corrupt and cannot be read "
-                         f"({type(exc).__name__}: {exc})") from None
+        raise ValueError(f"checkpoint {path!r} is truncated or corrupt, or not an .npz written by "
+                         f"scratchvae ({type(exc).__name__}); it cannot be read") from None
     if "__meta__" not in arrays or "__sha256__" not in arrays:
         raise ValueError(f"{path!r} is not a scratchvae checkpoint (no __meta__/__sha256__ entries)")
     stored = arrays.pop("__sha256__").tobytes().decode()

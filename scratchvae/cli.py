@@ -11,7 +11,7 @@ import importlib
 import sys
 
 # Modules that contribute commands, in the order ``--help`` lists them.
-COMMAND_MODULES = ("scratchvae.cli_vae", "scratchvae.cli_ising")
+COMMAND_MODULES = ("scratchvae.cli_demo", "scratchvae.cli_vae", "scratchvae.cli_ising")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +37,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, FileNotFoundError, FloatingPointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

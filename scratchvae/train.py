@@ -115,15 +115,19 @@ def train(vae: VAE, x_train, x_valid, config: TrainConfig, *, out_dir=None, resu
             eps = rng.standard_normal((len(idx), config.n_samples, vae.z_dim), dtype=vae.dtype)
             step = epoch * steps_per_epoch + i
             beta = min(1.0, step / (config.warmup_epochs * steps_per_epoch)) if config.warmup_epochs else 1.0
-            loss, grads, stats = vae.loss_and_grads(xb, eps, config.estimator, beta, check=False)
-            if not np.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss} at epoch {epoch + 1}, step {i}; "
-                                         f"lower the learning rate (lr={config.lr})")
+            try:
+                loss, grads, stats = vae.loss_and_grads(xb, eps, config.estimator, beta, check=False)
+            except FloatingPointError as exc:
+                raise FloatingPointError(f"training diverged at epoch {epoch + 1}, step {i + 1}: {exc}; "
+                                         f"lower the learning rate (lr={config.lr})") from None
             opt.step(grads)
             for k, v in (("loss", loss), ("rec", stats["rec"]), ("kl", stats["kl"])):
                 sums[k] += v * len(idx)
         train_seconds = time.perf_counter() - t0
         valid = elbo(vae, x_valid, rng=np.random.default_rng([config.seed, 1]), n_samples=1)
+        if not np.all(np.isfinite(valid["elbo"])):
+            raise FloatingPointError(f"the validation ELBO is not finite after epoch {epoch + 1}: the "
+                                     f"parameters have diverged; lower the learning rate (lr={config.lr})")
         row = {"epoch": epoch + 1, "beta": beta, "train_loss": sums["loss"] / N,
                "train_rec": sums["rec"] / N, "train_kl": sums["kl"] / N,
                "valid_elbo": float(valid["elbo"].mean()), "valid_rec": float(valid["rec"].mean()),

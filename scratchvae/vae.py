@@ -219,6 +219,10 @@ class VAE:
     def loss_and_grads(self, x, eps, estimator="analytic", beta=1.0, check=True):
         """Loss = -mean_b objective_b, its gradients, and batch-mean statistics (floats)."""
         objective, cache, stats = self.forward(x, eps, estimator, beta, check)
+        if not np.all(np.isfinite(objective)):   # B numbers: cheap, and backward would fail less clearly
+            raise FloatingPointError(f"the {estimator} objective is not finite for "
+                                     f"{int(np.sum(~np.isfinite(objective)))} of {len(objective)} "
+                                     f"examples: the parameters have diverged")
         B = x.shape[0]
         grads = self.backward(np.full(B, -1.0 / B, dtype=self.dtype), cache)
         means = {k: float(v.mean()) for k, v in stats.items()}

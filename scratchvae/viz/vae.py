@@ -19,35 +19,43 @@ DIGIT_COLOURS = "tab10"
 
 
 def _finish(fig, title, caption, path):
+    """Title on top, caption under everything (tick labels included), tight layout, save."""
+    from matplotlib.transforms import offset_copy
     if title:
         fig.suptitle(title, fontsize=11)
-    if caption:
-        fig.text(0.5, 0.0, caption, ha="center", va="top", fontsize=8.5, wrap=True)
     fig.tight_layout()
+    if caption:                      # placed after the layout, 8 points below the figure's edge
+        fig.text(0.5, 0.0, caption, ha="center", va="top", fontsize=8.5, wrap=True,
+                 transform=offset_copy(fig.transFigure, fig=fig, y=-8, units="points"))
     return save(fig, path) if path is not None else fig
 
 
-def tile(images, nrows: int, ncols: int, side: int = 28, pad: int = 1) -> np.ndarray:
-    """Arrange ``images`` (N, side*side), N <= nrows*ncols, row-major into one 2-D array.
-
-    Cells are separated by ``pad`` pixels of value NaN (drawn as the axes background); empty cells
-    are NaN too. Returns (nrows*(side+pad)-pad, ncols*(side+pad)-pad).
-    """
+def tile(images, nrows: int, ncols: int, side: int = 28) -> np.ndarray:
+    """Arrange ``images`` (N, side*side), N <= nrows*ncols, row-major into one 2-D array
+    (nrows*side, ncols*side); empty cells are NaN (drawn blank)."""
     images = np.asarray(images, dtype=np.float64).reshape(-1, side, side)
     if len(images) > nrows * ncols:
         raise ValueError(f"{len(images)} images do not fit a {nrows} x {ncols} grid")
-    step = side + pad
-    out = np.full((nrows * step - pad, ncols * step - pad), np.nan)
+    out = np.full((nrows * side, ncols * side), np.nan)
     for k, img in enumerate(images):
         r, c = divmod(k, ncols)
-        out[r * step:r * step + side, c * step:c * step + side] = img
+        out[r * side:(r + 1) * side, c * side:(c + 1) * side] = img
     return out
 
 
-def _show(ax, canvas):
+def _show(ax, canvas, side: int = 28):
+    """Draw a tiled canvas with thin lines between the cells (vector lines, so all equally thin)."""
     cmap = pyplot().get_cmap("gray_r").copy()
-    cmap.set_bad("#9ab")                                      # grid lines between cells
+    cmap.set_bad("white")
     ax.imshow(canvas, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
+    for r in range(side, canvas.shape[0], side):
+        ax.axhline(r - 0.5, color="#8aa", lw=0.6)
+    for c in range(side, canvas.shape[1], side):
+        ax.axvline(c - 0.5, color="#8aa", lw=0.6)
+
+
+def _centres(n, side=28):
+    return [(k + 0.5) * side - 0.5 for k in n]
 
 
 def learning_curves(history, *, title: str = "", caption: str = "", path=None):
@@ -88,8 +96,9 @@ def image_grid(images, *, ncols: int = 10, side: int = 28, title: str = "", capt
     plt = pyplot()
     nrows = -(-len(images) // ncols)
     fig, ax = plt.subplots(figsize=(0.55 * ncols + 0.4, 0.55 * nrows + 0.6))
-    _show(ax, tile(images, nrows, ncols, side))
-    ax.axis("off")
+    _show(ax, tile(images, nrows, ncols, side), side)
+    ax.set_xticks([])
+    ax.set_yticks([])
     return _finish(fig, title, caption, path)
 
 
@@ -110,13 +119,12 @@ def reconstructions(inputs, recons, *, ncols: int = 10, side: int = 28, title: s
             row[:len(part)] = part
             rows.append(row)
     fig, ax = plt.subplots(figsize=(0.6 * ncols + 1.2, 0.6 * 2 * blocks + 0.8))
-    _show(ax, tile(np.concatenate(rows), 2 * blocks, ncols, side))
-    step = side + 1
-    ax.set_yticks([(r + 0.5) * step - 1 for r in range(2 * blocks)])
+    _show(ax, tile(np.concatenate(rows), 2 * blocks, ncols, side), side)
+    ax.set_yticks(_centres(range(2 * blocks), side))
     ax.set_yticklabels(["input", "reconstruction"] * blocks, fontsize=8)
+    for b in range(1, blocks):                        # separate the (input, reconstruction) pairs
+        ax.axhline(2 * b * side - 0.5, color="#466", lw=2)
     ax.set_xticks([])
-    for spine in ax.spines.values():
-        spine.set_visible(False)
     return _finish(fig, title, caption, path)
 
 
@@ -153,10 +161,9 @@ def manifold(images, z, n: int, *, side: int = 28, title: str = "", caption: str
     plt = pyplot()
     z = np.asarray(z).reshape(n, n, 2)
     fig, ax = plt.subplots(figsize=(7.2, 7.2))
-    _show(ax, tile(images, n, n, side))
-    step = side + 1
+    _show(ax, tile(images, n, n, side), side)
     ticks = list(range(0, n, 2)) if n > 9 else list(range(n))
-    centres = [(k + 0.5) * step - 1 for k in ticks]
+    centres = _centres(ticks, side)
     ax.set_xticks(centres)
     ax.set_xticklabels([f"{z[0, k, 0]:.2f}" for k in ticks], fontsize=8)
     ax.set_yticks(centres)
@@ -166,16 +173,18 @@ def manifold(images, z, n: int, *, side: int = 28, title: str = "", caption: str
     return _finish(fig, title, caption, path)
 
 
-def interpolations(rows, *, side: int = 28, title: str = "", caption: str = "", path=None):
-    """Each row (n_steps, side*side) a path from one decoded posterior mean to another."""
+def interpolations(rows, *, labels=None, side: int = 28, title: str = "", caption: str = "",
+                   path=None):
+    """Each row (n_steps, side*side) decodes z_t = (1 - t) E_q[z|x_a] + t E_q[z|x_b] for t
+    from 0 to 1; ``labels`` names the rows (e.g. "3 -> 4")."""
     rows = [np.asarray(r) for r in rows]
     n_steps = rows[0].shape[0]
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(0.6 * n_steps + 0.6, 0.6 * len(rows) + 0.9))
-    _show(ax, tile(np.concatenate(rows), len(rows), n_steps, side))
-    step = side + 1
-    ax.set_xticks([(k + 0.5) * step - 1 for k in (0, n_steps - 1)])
-    ax.set_xticklabels(["t = 0", "t = 1"], fontsize=8)
-    ax.set_yticks([])
-    ax.set_xlabel("z_t = (1 - t) E_q[z|x_a] + t E_q[z|x_b]")
+    fig, ax = plt.subplots(figsize=(0.6 * n_steps + 1.2, 0.6 * len(rows) + 1.1))
+    _show(ax, tile(np.concatenate(rows), len(rows), n_steps, side), side)
+    ax.set_xticks(_centres((0, n_steps - 1), side))
+    ax.set_xticklabels(["t = 0 (x_a)", "t = 1 (x_b)"], fontsize=8)
+    ax.set_yticks(_centres(range(len(rows)), side))
+    ax.set_yticklabels(labels if labels is not None else [""] * len(rows), fontsize=8)
+    title = (title + "\n" if title else "") + "z_t = (1 - t) E_q[z|x_a] + t E_q[z|x_b]"
     return _finish(fig, title, caption, path)
