@@ -43,6 +43,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without `pip install -e .`
 
+from scratchvae.checkpoint import restore_params  # noqa: E402
 from scratchvae.evaluate import active_units, elbo, kl_per_dimension, log_likelihood  # noqa: E402
 from scratchvae.train import TrainConfig, load_model, train  # noqa: E402
 from scratchvae.vae import VAE  # noqa: E402
@@ -82,7 +83,12 @@ def parse(argv):
     p.add_argument("--estimator", default="analytic", choices=("analytic", "mc", "iwae"))
     p.add_argument("--n-samples", type=int, default=1, help="L samples (K for iwae) per example")
     p.add_argument("--warmup-epochs", type=float, default=0.0, help="KL warm-up length")
-    p.add_argument("--patience", type=int, default=10, help="early stopping on the validation ELBO")
+    p.add_argument("--patience", type=int, default=10, help="early stopping: epochs without improvement")
+    p.add_argument("--select-by", choices=("elbo", "iwae"), default="elbo",
+                   help="validation criterion for early stopping and for the model evaluated: the "
+                        "trainer's validation ELBO (its best.npz), or an IWAE bound on validation images")
+    p.add_argument("--select-k", type=int, default=50, help="K of the validation IWAE bound")
+    p.add_argument("--select-n", type=int, default=1000, help="validation images (fixed random subset)")
     p.add_argument("--max-epochs", type=int, default=10000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--K", type=int, default=5000, help="importance samples for log p(x)")
@@ -105,27 +111,47 @@ def parse(argv):
 # Training within a budget
 # --------------------------------------------------------------------------------------------
 def train_with_budget(vae, data, config, args, log):
-    """One ``train`` call per epoch, resumed from the checkpoint; returns (history, reason, s)."""
+    """One ``train`` call per epoch, resumed from the checkpoint.
+
+    Returns (history, reason, seconds, selection): ``selection`` is None with ``--select-by
+    elbo`` (the trainer's best.npz is the model), else dict(scores, best_epoch, params).
+    The time of the validation IWAE bound counts against the budget.
+    """
     work = Path(args.work_dir)
     ckpt = work / "checkpoint.npz"
     budget, t_start = 60.0 * args.minutes, time.perf_counter()
     history, last_epoch_wall = [], 0.0
+    sel = None
+    if args.select_by == "iwae":
+        pick = np.random.default_rng([args.seed, 6]).permutation(len(data["valid"]))[:args.select_n]
+        sel = {"x": data["valid"][np.sort(pick)], "scores": [], "best_epoch": 0, "params": None}
     while True:
         elapsed = time.perf_counter() - t_start
         if len(history) >= args.max_epochs:
-            return history, f"reached --max-epochs {args.max_epochs}", elapsed
+            return history, f"reached --max-epochs {args.max_epochs}", elapsed, sel
         if history and elapsed + last_epoch_wall > budget:
             return history, (f"wall-clock budget: {elapsed / 60:.1f} of {args.minutes:g} min used, "
-                             f"another epoch takes ~{last_epoch_wall:.0f} s"), elapsed
+                             f"another epoch takes ~{last_epoch_wall:.0f} s"), elapsed, sel
         t0 = time.perf_counter()
         config.epochs = len(history) + 1
         history = train(vae, data["train"], data["valid"], config, out_dir=str(work),
                         resume=str(ckpt) if history else None, log=log)
+        scores = [h["valid_elbo"] for h in history]
+        if sel is not None:  # same noise every epoch, so epochs are compared on equal terms
+            bound = log_likelihood(vae, sel["x"], rng=np.random.default_rng([args.seed, 7]),
+                                   K=args.select_k, k_chunk=args.select_k)
+            sel["scores"].append(float(bound.mean()))
+            log(f"  validation IWAE bound (K={args.select_k}, {len(sel['x'])} images): "
+                f"{sel['scores'][-1]:.3f}")
+            if sel["scores"][-1] >= max(sel["scores"]):
+                sel["best_epoch"] = len(history)
+                sel["params"] = {k: v.copy() for k, v in vae.params.items()}
+            scores = sel["scores"]
         last_epoch_wall = time.perf_counter() - t0      # training + validation + checkpointing
-        best = int(np.argmax([h["valid_elbo"] for h in history]))
+        best = int(np.argmax(scores))
         if len(history) - 1 - best >= args.patience:
             return history, (f"early stopping: no validation improvement in {args.patience} epochs "
-                             f"(best epoch {best + 1})"), time.perf_counter() - t_start
+                             f"(best epoch {best + 1})"), time.perf_counter() - t_start, sel
 
 
 # --------------------------------------------------------------------------------------------
@@ -194,7 +220,10 @@ def markdown(rep):
              f"Trained {len(h)} epochs in {rep['train_seconds'] / 60:.1f} min "
              f"(median {np.median([e['seconds'] for e in h]):.1f} s per epoch of training steps); "
              f"stopped by {rep['stop_reason']}. Evaluated the best validation epoch, {b['epoch']} "
-             f"(validation ELBO {b['valid_elbo']:.2f}).", "",
+             f"(validation ELBO {b['valid_elbo']:.2f}" + (
+                 f"; selected by the validation IWAE bound, K={rep['settings']['select_k']} on "
+                 f"{rep['settings']['select_n']} images: {b['valid_iwae']:.2f}" if "valid_iwae" in b else "")
+             + ").", "",
              "| quantity (test split) | value |", "|---|---:|",
              f"| ELBO, all 10000 images (nats) | {r['test_elbo']:.2f} |",
              f"| - reconstruction E_q log p(x\\|z) | {r['test_rec']:.2f} |",
@@ -211,9 +240,12 @@ def markdown(rep):
               f"| target log p(x) >= -92 | {'reached' if r['logp_mean'] >= -92 else 'NOT reached'} |",
               "", f"log p(x) evaluation took {r['eval_seconds'] / 60:.1f} min.", "",
               "Learning curve (every epoch):", "",
-              "| epoch | train -ELBO | valid ELBO | valid KL | s (train steps) |", "|---:|---:|---:|---:|---:|"]
-    lines += [f"| {e['epoch']} | {e['train_loss']:.2f} | {e['valid_elbo']:.2f} | {e['valid_kl']:.2f} | "
-              f"{e['seconds']:.1f} |" for e in h]
+              "| epoch | train -ELBO | valid ELBO | valid KL | valid IWAE bound | s (train steps) |",
+              "|---:|---:|---:|---:|---:|---:|"]
+    for e in h:
+        iwae = f"{e['valid_iwae']:.2f}" if "valid_iwae" in e else ""
+        lines.append(f"| {e['epoch']} | {e['train_loss']:.2f} | {e['valid_elbo']:.2f} | {e['valid_kl']:.2f} | "
+                     f"{iwae} | {e['seconds']:.1f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -236,9 +268,14 @@ def main(argv=None) -> int:
                          estimator=args.estimator, n_samples=args.n_samples,
                          warmup_epochs=args.warmup_epochs, patience=None, seed=args.seed)
     log = lambda s: print(s, flush=True)  # noqa: E731
-    history, reason, train_seconds = train_with_budget(vae, data, config, args, log)
+    history, reason, train_seconds, sel = train_with_budget(vae, data, config, args, log)
     best_vae, meta = load_model(work / "best.npz")
     best = meta["history"][-1]
+    if sel is not None:  # the epoch with the best validation IWAE bound
+        restore_params(best_vae.params, sel["params"], source="selected epoch")
+        best = dict(history[sel["best_epoch"] - 1], valid_iwae=sel["scores"][sel["best_epoch"] - 1])
+        for h, score in zip(history, sel["scores"]):
+            h["valid_iwae"] = score
     print(f"training stopped ({reason}); evaluating epoch {best['epoch']}", flush=True)
     results = evaluate(best_vae, data["test"], args, log)
     rep = {"command": command, "environment": env + f", load average at end {os.getloadavg()[0]:.1f}",

@@ -23,7 +23,7 @@ def register(subparsers) -> None:
                     "manifold; print the test ELBO, log p(x) and bits/dim. About a minute.")
     p.add_argument("--out", default=os.path.join("out", "demo"), metavar="DIR",
                    help="folder for the PNGs, checkpoints and metrics")
-    p.add_argument("--epochs", type=int, default=20, help="training epochs")
+    p.add_argument("--epochs", type=int, default=40, help="training epochs")
     p.add_argument("--n-train", type=int, default=10000, help="embedded training images")
     p.add_argument("--seed", type=int, default=0, help="seed of the data, model and training")
     p.add_argument("--k", type=int, default=500, help="importance samples for log p(x)")
