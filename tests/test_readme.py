@@ -25,3 +25,21 @@ def test_ci_runs_the_readme_test_command_exactly():
     _, tests = _readme_commands()
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert tests in [ln.strip() for ln in ci], f".ci/run must contain the line: {tests}"
+
+
+def test_readme_api_snippet_runs(tmp_path, monkeypatch):
+    """The 'API in one screen' code, with sizes scaled down so it runs in a few seconds."""
+    text = (ROOT / "README.md").read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    small = {"n_train=10000": "n_train=300", "n_valid=1000": "n_valid=100", "n_test=1000": "n_test=200",
+             "epochs=10": "epochs=1", "K=5000": "K=10"}
+    for old, new in small.items():
+        assert old in code, f"README snippet changed: {old!r} not found; update this test"
+        code = code.replace(old, new)
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["elbo"].shape == (128,) and namespace["log_px"].shape == (200,)
+    assert namespace["images"].shape == (64, 784)
+    assert set(namespace["grads"]) == set(namespace["vae"].params)
+    assert (tmp_path / "runs" / "vae" / "checkpoint.npz").exists()
