@@ -313,7 +313,7 @@ class Bernoulli:
 
     Notes
     -----
-    log_prob(x) = x t - softplus(t) with softplus(t) = logaddexp(0, t) (no overflow for large |t|);
+    log_prob(x) = x t - softplus(t) with softplus(t) = max(t, 0) + log1p(e^-|t|) (no overflow);
     d/dt = x - sigmoid(t), d/dx = t (derivative of the linear-in-x continuous extension).
     probs = sigmoid(t) = exp(-softplus(-t)).  entropy = softplus(-|t|) + |t| sigmoid(-|t|),
     the form of softplus(t) - t sigmoid(t) without cancellation at large |t|;

@@ -39,6 +39,7 @@ class BernoulliLikelihood:
     """Pixels are independent Bernoulli variables with probabilities sigmoid(logits)."""
 
     name = "bernoulli"
+    learned = False
 
     def out_dim(self, x_dim: int) -> int:
         return x_dim

@@ -87,9 +87,15 @@ class Linear:
 # --------------------------------------------------------------------------------------------
 # Elementwise activations: forward, then its derivative right below
 # --------------------------------------------------------------------------------------------
-class ReLU:
+class _Elementwise:
+    """An activation: no parameters (an empty ``params`` dict of its own)."""
+
+    def __init__(self):
+        self.params = {}
+
+
+class ReLU(_Elementwise):
     """out = max(x, 0);  dx = dout * [x > 0]."""
-    params: dict = {}
 
     def forward(self, x):
         out = np.maximum(x, 0)
@@ -100,11 +106,11 @@ class ReLU:
         return dout * (out > 0), {}
 
 
-class LeakyReLU:
+class LeakyReLU(_Elementwise):
     """out = x if x > 0 else slope * x;  dx = dout * (1 if x > 0 else slope)."""
-    params: dict = {}
 
     def __init__(self, slope: float = 0.01):
+        super().__init__()
         if not 0.0 <= float(slope) < 1.0:
             raise ValueError(f"slope must lie in [0, 1), got {slope!r}")
         self.slope = float(slope)
@@ -118,9 +124,8 @@ class LeakyReLU:
         return np.where(x > 0, dout, x.dtype.type(self.slope) * dout), {}
 
 
-class Tanh:
+class Tanh(_Elementwise):
     """out = tanh(x);  dx = dout * (1 - out^2)."""
-    params: dict = {}
 
     def forward(self, x):
         out = np.tanh(x)
@@ -131,9 +136,8 @@ class Tanh:
         return dout * (1 - out * out), {}
 
 
-class Sigmoid:
+class Sigmoid(_Elementwise):
     """out = 1 / (1 + e^-x);  dx = dout * out * (1 - out)."""
-    params: dict = {}
 
     def forward(self, x):
         out = sigmoid(x)
@@ -144,9 +148,8 @@ class Sigmoid:
         return dout * out * (1 - out), {}
 
 
-class Softplus:
+class Softplus(_Elementwise):
     """out = log(1 + e^x) (stable.softplus);  dx = dout * sigmoid(x)."""
-    params: dict = {}
 
     def forward(self, x):
         return softplus(x), x

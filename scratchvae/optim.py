@@ -141,15 +141,15 @@ class Adam(Optimizer):
     """Adam with bias correction; state in the parameters' dtype, subnormals flushed.
 
     The update is written with ``out=`` into one scratch buffer per parameter, so a step makes
-    no temporary arrays: 12 passes over memory per parameter array. The subnormal flush (two
-    more passes each for m and v) runs every ``flush_every`` steps: an entry can then be
-    subnormal for at most ``flush_every`` consecutive steps, once in its life (after the flush
-    it is 0, and 0 decays to 0). ``flush_every=0`` disables flushing (for the benchmark that
-    shows why it exists).
+    no temporary arrays: 12 passes over memory per parameter array, plus two each for m and v
+    to flush subnormals. With the default ``flush_every=1`` the state never holds a subnormal
+    between steps. A larger value flushes less often (an entry can then stay subnormal for at
+    most ``flush_every - 1`` steps); ``flush_every=0`` disables flushing (for the benchmark
+    that shows what it is for).
     """
 
     def __init__(self, params: dict, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
-                 eps: float = 1e-8, flush_every: int = 8):
+                 eps: float = 1e-8, flush_every: int = 1):
         super().__init__(params, lr)
         self.beta1 = check_in_range("beta1", beta1, 0.0, 1.0, high_open=True)
         self.beta2 = check_in_range("beta2", beta2, 0.0, 1.0, high_open=True)

@@ -19,6 +19,7 @@ best parameters are kept in ``best.npz``.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import time
@@ -27,7 +28,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from ._validate import check_float_array, check_int, check_positive
-from .checkpoint import load_checkpoint, restore_params, save_checkpoint
+from .checkpoint import load_checkpoint, restore_params, save_checkpoint, write_text_atomic
 from .data import binarize, check_data
 from .evaluate import elbo
 from .optim import OPTIMIZERS
@@ -167,12 +168,12 @@ def _write_outputs(out_dir, vae, opt, rng, config, history, improved):
     save_checkpoint(os.path.join(out_dir, "checkpoint.npz"), vae.params, opt.state_dict(), meta)
     if improved:
         save_checkpoint(os.path.join(out_dir, "best.npz"), vae.params, opt.state_dict(), meta)
-    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
-        json.dump(history, f, indent=1)
-    with open(os.path.join(out_dir, "metrics.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(history[0]))
-        writer.writeheader()
-        writer.writerows(history)
+    write_text_atomic(os.path.join(out_dir, "metrics.json"), json.dumps(history, indent=1))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(history[0]))
+    writer.writeheader()
+    writer.writerows(history)
+    write_text_atomic(os.path.join(out_dir, "metrics.csv"), buf.getvalue())
 
 
 def _resume(path, vae, opt, rng, config):

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import check_float_array, check_in_range, check_int, check_rng
+from ._validate import check_float_array, check_in_range, check_int, check_positive, check_rng
 from .distributions import MultivariateNormal, Normal, standard_normal_log_prob
 from .likelihoods import make_likelihood
 from .nn import MLP
@@ -67,13 +67,21 @@ class VAE:
     likelihood : {"bernoulli", "gaussian"}
     obs_scale : float or None
         Gaussian likelihood only: fixed sigma, or None for a learned sigma >= ``min_obs_scale``.
+    min_obs_scale : float
+        The floor sigma_min of a learned sigma (see likelihoods.py for why it must exist).
+    init_obs_scale : float
+        A learned sigma starts at this value for every pixel: the decoder's biases r0 of the
+        log-scale outputs are set so that log sigma_min + softplus(r0) = log init_obs_scale, i.e.
+        r0 = log(expm1(log(init_obs_scale / sigma_min))). (With r0 = 0, sigma would start at
+        2 sigma_min, far narrower than the data's residuals, and the first steps would see
+        -ELBO of order 1e5 nats.)
     dtype : np.float32 (speed) or np.float64 (checks)
     """
 
     def __init__(self, x_dim: int, z_dim: int, *, rng: np.random.Generator, hidden=(400,),
                  activation: str = "relu", posterior: str = "diagonal",
                  likelihood: str = "bernoulli", obs_scale: float | None = 0.1,
-                 min_obs_scale: float = 1e-2, dtype=np.float32):
+                 min_obs_scale: float = 1e-2, init_obs_scale: float = 0.5, dtype=np.float32):
         check_int("x_dim", x_dim, minimum=1)
         check_int("z_dim", z_dim, minimum=1)
         check_rng("rng", rng)
@@ -81,17 +89,24 @@ class VAE:
             raise ValueError(f"posterior must be one of {POSTERIORS}, got {posterior!r}")
         self.x_dim, self.z_dim, self.posterior = x_dim, z_dim, posterior
         self.likelihood = make_likelihood(likelihood, obs_scale, min_obs_scale)
-        hidden = [check_int("hidden[i]", h, minimum=1) for h in hidden]
+        hidden = [check_int(f"hidden[{i}]", h, minimum=1) for i, h in enumerate(hidden)]
         n_q = 2 * z_dim if posterior == "diagonal" else 2 * z_dim + z_dim * (z_dim - 1) // 2
         self.encoder = MLP([x_dim, *hidden, n_q], activation, rng=rng, dtype=dtype)
         self.decoder = MLP([z_dim, *hidden[::-1], self.likelihood.out_dim(x_dim)], activation,
                            rng=rng, dtype=dtype)
         self.dtype = self.encoder.dtype
+        if self.likelihood.learned:
+            init = check_positive("init_obs_scale", init_obs_scale)
+            if init <= min_obs_scale:
+                raise ValueError(f"init_obs_scale must exceed min_obs_scale={min_obs_scale}, got {init}")
+            r0 = np.log(np.expm1(np.log(init / min_obs_scale)))   # softplus^-1(log(init / sigma_min))
+            self.decoder.params[f"{len(hidden)}.b"][x_dim:] = r0
         self.params = {**{"enc." + k: v for k, v in self.encoder.params.items()},
                        **{"dec." + k: v for k, v in self.decoder.params.items()}}
         self.config = dict(x_dim=x_dim, z_dim=z_dim, hidden=hidden, activation=activation,
                            posterior=posterior, likelihood=likelihood, obs_scale=obs_scale,
-                           min_obs_scale=min_obs_scale, dtype=self.dtype.name)
+                           min_obs_scale=min_obs_scale, init_obs_scale=init_obs_scale,
+                           dtype=self.dtype.name)
 
     # ---------------------------------------------------------------------------------------
     # q(z|x)
@@ -101,10 +116,18 @@ class VAE:
         log_scale of shape (B, Dz)) or a ``MultivariateNormal`` (loc (B, Dz), scale_tril
         (B, Dz, Dz))."""
         h, enc_cache = self.encoder.forward(x)                       # (B, n_q)
+        if not np.all(np.isfinite(h)):   # (B, n_q) numbers: cheap; q's own checks would blame q
+            raise FloatingPointError("the encoder's output is not finite: the parameters have "
+                                     "diverged (or x holds huge values)")
         Dz = self.z_dim
         if self.posterior == "diagonal":
             return Normal(h[:, :Dz], h[:, Dz:]), (enc_cache, None)
-        L, tril_cache = tril_from_params(h[:, Dz:2 * Dz], h[:, 2 * Dz:])  # (B, Dz, Dz)
+        with np.errstate(over="ignore", under="ignore"):
+            L, tril_cache = tril_from_params(h[:, Dz:2 * Dz], h[:, 2 * Dz:])  # (B, Dz, Dz)
+        if not np.all(np.diagonal(L, axis1=1, axis2=2) > 0) or not np.all(np.isfinite(L)):
+            raise FloatingPointError("the posterior's Cholesky factor has a diagonal that over- or "
+                                     "underflowed (exp of the encoder's log_diag): the parameters "
+                                     "have diverged")
         return MultivariateNormal(h[:, :Dz], L), (enc_cache, tril_cache)
 
     def _encode_backward(self, dloc, dq2, cache):
@@ -183,6 +206,7 @@ class VAE:
         estimator, beta, q, z, log_w, L = (c["estimator"], c["beta"], c["q"], c["z"], c["log_w"],
                                            c["n_samples"])
         B, _, Dz = z.shape
+        check_float_array("dobjective", dobjective, shape=(B,), dtype=self.dtype)
         dt = z.dtype.type
         if estimator == "iwae":
             w = dobjective[:, None] * _softmax(log_w)                # (B, K) normalized weights

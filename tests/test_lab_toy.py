@@ -73,8 +73,7 @@ def test_true_density_integrates_to_one_and_initial_scale_is_exact():
     p = np.exp(toy.true_log_density(np.stack([x1.ravel(), x2.ravel()], 1)))
     assert abs(p.sum() * (g[1] - g[0]) ** 2 - 1) < 1e-6
     vae = VAE(2, 2, rng=np.random.default_rng(0), hidden=(4,), likelihood="gaussian", obs_scale=None,
-              min_obs_scale=toy.MIN_OBS_SCALE)
+              min_obs_scale=toy.MIN_OBS_SCALE, init_obs_scale=3.0)
     vae.params["dec.1.W"][...] = 0.0           # no z-dependence: sigma is the bias term alone
-    toy.set_initial_decoder_scale(vae, 3.0)
     z = np.random.default_rng(1).standard_normal((5, 2)).astype(np.float32)
     assert abs(toy.decoder_scale(vae, z) - 3.0) < 1e-5

@@ -94,11 +94,11 @@ def test_flush_constant_zeroes_subnormals_and_keeps_normals(dtype):
 @pytest.mark.parametrize("name", ["adam", "sgd"])
 def test_decaying_state_never_stays_subnormal(name):
     """After a gradient stops (a dead pixel's weight), momentum decays geometrically; 3000 steps of
-    0.9^t would reach 1e-140, far below float32's smallest normal 1.2e-38. Entries may be
-    subnormal for at most ``flush_every`` consecutive steps (Adam), or never (SGD)."""
+    0.9^t would reach 1e-140, far below float32's smallest normal 1.2e-38. With the defaults no
+    state entry is ever subnormal after a step."""
     params = {"w": np.ones(1000, dtype=np.float32)}
     opt = OPTIMIZERS[name](params, lr=1e-3)
-    limit = getattr(opt, "flush_every", 0)
+    limit = 0
     rng = np.random.default_rng(2)
     opt.step({"w": rng.standard_normal(1000).astype(np.float32)})
     zero = {"w": np.zeros(1000, dtype=np.float32)}
@@ -114,8 +114,21 @@ def test_decaying_state_never_stays_subnormal(name):
     # decayed: rounding to the flush grid leaves 0 or a few grid steps (~1e-37), never subnormal
     assert np.abs(opt.state["w"][first]).max() < 1e-36
     if name == "adam":
-        assert ever > 0                                     # the flush had work to do
+        assert ever == 0
         assert np.count_nonzero(opt.state["w"]["v"]) > 0    # v (beta2 = 0.999) still normal
+
+
+def test_adam_flush_every_k_bounds_how_long_an_entry_stays_subnormal():
+    params = {"w": np.ones(1000, dtype=np.float32)}
+    opt = Adam(params, lr=1e-3, flush_every=8)
+    opt.step({"w": np.random.default_rng(3).standard_normal(1000).astype(np.float32)})
+    tiny, run, longest = np.finfo(np.float32).tiny, 0, 0
+    for _ in range(2000):
+        opt.step({"w": np.zeros(1000, dtype=np.float32)})
+        m = opt.state["w"]["m"]
+        run = run + 1 if np.any((m != 0) & (np.abs(m) < tiny)) else 0
+        longest = max(longest, run)
+    assert 0 < longest <= 7
 
 
 def test_without_flush_adam_state_goes_subnormal():

@@ -391,3 +391,14 @@ def test_nan_validation_elbo_stops_training_before_a_checkpoint(tmp_path):
                                                      dynamic_binarization=True),
               out_dir=tmp_path, log=None)
     assert not (tmp_path / "checkpoint.npz").exists()
+
+
+def test_divergence_with_the_full_posterior_is_reported_too():
+    """NaN parameters first show up in the encoder's output (L of the full posterior); that must
+    give the same clear FloatingPointError, not a complaint about scale_tril."""
+    s = load_embedded_digits(200, 50, 1)
+    x = binarize_static(s.train.x, "bernoulli", seed=0)
+    xv = binarize_static(s.valid.x, "bernoulli", seed=1)
+    vae = VAE(784, 4, rng=np.random.default_rng(0), hidden=(16,), posterior="full")
+    with np.errstate(all="ignore"), pytest.raises(FloatingPointError, match="training diverged"):
+        train(vae, x, xv, TrainConfig(epochs=3, batch_size=50, optimizer="sgd", lr=1e3), log=None)

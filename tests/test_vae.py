@@ -65,25 +65,55 @@ def test_gaussian_likelihood_against_scipy():
     scale = 0.05 * np.exp(np.logaddexp(0, raw))          # sigma = sigma_min * e^softplus(r)
     ref = stats.norm.logpdf(x, loc, scale).sum(-1)
     np.testing.assert_allclose(stats_["rec"], ref, rtol=1e-12)
-    assert np.all(scale > 0.05)
+
+
+def test_learned_scale_floor_bounds_the_log_likelihood():
+    """A density is not a probability: with sigma -> 0 a perfectly reconstructed pixel would have
+    log-density -> +inf. The floor sigma >= sigma_min bounds each pixel by -log sigma_min - log(2 pi)/2."""
+    from scratchvae.likelihoods import GaussianLikelihood
+    rng = np.random.default_rng(13)
+    x = rng.random((3, 8))
+    bound = 8 * (-np.log(0.05) - 0.5 * np.log(2 * np.pi))
+    perfect = np.concatenate([x[:, None, :], np.full((3, 1, 8), -60.0)], axis=-1)  # mu = x, r -> -inf
+    log_px, _ = GaussianLikelihood(None, min_scale=0.05).log_prob(x, perfect)
+    np.testing.assert_allclose(log_px, bound, rtol=1e-12)
+    anything = rng.normal(size=(3, 2000, 16)) * 5
+    assert np.all(GaussianLikelihood(None, min_scale=0.05).log_prob(x, anything)[0] <= bound)
+    # the same perfect fit with a 1e6 times lower floor: 8 * log(1e6) = 110.5 nats higher
+    tiny, _ = GaussianLikelihood(None, min_scale=0.05e-6).log_prob(x, perfect)
+    np.testing.assert_allclose(tiny - log_px, 8 * np.log(1e6), rtol=1e-10)
+
+
+def test_learned_scale_starts_at_init_obs_scale():
+    vae = VAE(8, 3, rng=np.random.default_rng(14), hidden=(6,), likelihood="gaussian",
+              obs_scale=None, min_obs_scale=0.01, init_obs_scale=0.4, dtype=np.float64)
+    vae.params["dec.1.W"][...] = 0.0                     # sigma then depends on the bias alone
+    out = vae.decode(np.random.default_rng(15).standard_normal((4, 3)))
+    log_scale = np.log(0.01) + np.logaddexp(0, out[:, 8:])
+    np.testing.assert_allclose(np.exp(log_scale), 0.4, rtol=1e-12)
+    with pytest.raises(ValueError, match="init_obs_scale must exceed min_obs_scale=0.01, got 0.005"):
+        VAE(8, 3, rng=np.random.default_rng(0), likelihood="gaussian", obs_scale=None,
+            min_obs_scale=0.01, init_obs_scale=0.005)
 
 
 @pytest.mark.parametrize("posterior", ["diagonal", "full"])
 def test_estimators_agree_in_expectation(posterior):
-    """With the same draws z_l, analytic - mc = mean_l [log q(z_l|x) - log p(z_l)] - KL, whose
-    expectation is 0 (the Monte Carlo KL is unbiased). Over S = 20000 draws the difference must
-    be within 5 standard errors, for each of 3 examples."""
+    """With the same draws z_l, analytic - mc = mean_l [log q(z_l|x) - log p(z_l)] - KL: the
+    Monte Carlo KL minus the analytic one, whose expectation is 0. Over S = 20000 draws it must be
+    within 5 standard errors for each of 3 examples, and the test must have power (SE << KL)."""
     vae = _vae(posterior, seed=6)
     x = _binary(3, seed=7)
     eps = np.random.default_rng(8).standard_normal((3, 20000, 3))
     analytic, _, st = vae.forward(x, eps, "analytic")
     mc, cache, _ = vae.forward(x, eps, "mc")
-    # per draw: (log q - log p(z)) + (rec - log p(x|z_l)); the second part averages to exactly 0
-    kl_terms = st["rec"][:, None] - cache["log_w"]        # (B, S)
+    z = cache["z"]                                                         # (B, S, Dz)
+    out = vae.decode(z.reshape(-1, 3)).reshape(3, 20000, -1)
+    log_px, _ = vae.likelihood.log_prob(x, out)                            # (B, S) per draw
+    kl_terms = log_px - cache["log_w"]                                     # log q - log p(z), (B, S)
     se = kl_terms.std(axis=1) / np.sqrt(eps.shape[1])
-    assert np.all(np.abs(analytic - mc) < 5 * se), (analytic - mc, se)
-    assert np.all(np.abs(kl_terms.mean(axis=1) - st["kl"]) < 5 * se)
-    assert np.all(se < 0.05 * st["kl"])                    # the test has power: SE << KL
+    np.testing.assert_allclose(analytic - mc, kl_terms.mean(axis=1) - st["kl"], atol=1e-9)
+    assert np.all(np.abs(kl_terms.mean(axis=1) - st["kl"]) < 5 * se), (kl_terms.mean(1), st["kl"], se)
+    assert np.all(se < 0.05 * st["kl"])
 
 
 def test_iwae_bound_above_elbo_and_nondecreasing_in_k():
@@ -142,6 +172,11 @@ def test_bad_inputs():
         vae.forward(x, eps, "iwae", beta=0.5)
     with pytest.raises(ValueError, match=r"beta must lie in \[0.0, 1.0\]"):
         vae.forward(x, eps, "mc", beta=1.5)
+    _, cache, _ = vae.forward(x, eps)
+    with pytest.raises(ValueError, match=r"dobjective must have shape \(2,\), got \(1,\)"):
+        vae.backward(np.array([-0.5]), cache)
+    with pytest.raises(TypeError, match="dobjective must have dtype float64"):
+        vae.backward(np.full(2, -0.5, dtype=np.float32), cache)
     with pytest.raises(ValueError, match="posterior must be one of"):
         _vae(posterior="lowrank")
     with pytest.raises(ValueError, match="likelihood must be 'bernoulli' or 'gaussian'"):
