@@ -51,6 +51,19 @@ from scratchvae.vae import VAE  # noqa: E402
 DATA = ROOT.parent / "shared" / "data" / "binarized_mnist.npz"
 
 
+def git_revision():
+    """The checkout's commit and whether library files differ from it (read-only git calls)."""
+    import subprocess
+    try:
+        rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "scratchvae"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown commit"
+    return f"scratchvae at {rev}" + (" + uncommitted changes in scratchvae/" if dirty else "")
+
+
 def load_splits():
     if not DATA.exists():
         sys.exit(f"error: {DATA} not found. This benchmark needs the static binarized MNIST file "
@@ -75,7 +88,8 @@ def parse(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--minutes", type=float, default=20.0, help="wall-clock budget for training")
-    p.add_argument("--hidden", type=int, nargs="+", default=[500, 500], help="encoder widths (decoder mirrors)")
+    p.add_argument("--hidden", type=int, nargs="+", default=[500, 500],
+                   help="encoder widths (the decoder mirrors them)")
     p.add_argument("--z-dim", type=int, default=50)
     p.add_argument("--activation", default="relu")
     p.add_argument("--batch-size", type=int, default=100)
@@ -230,7 +244,7 @@ def markdown(rep):
              f"| - KL(q(z\\|x) \\|\\| p(z)) | {r['test_kl']:.2f} |",
              f"| ELBO in bits/dim | {r['elbo_bits_per_dim']:.4f} |",
              f"| **log p(x), K = {rep['settings']['K']}** on {where} | **{r['logp_mean']:.2f}** "
-             f"± {r['logp_stderr']:.2f} (s.e.) |",
+             f"± {r['logp_stderr']:.2f} (s.e. over images) |",
              f"| log p(x) in bits/dim | {r['bits_per_dim']:.4f} |",
              f"| gap log p(x) - ELBO on the same images | {r['gap_mean']:.2f} ± {r['gap_stderr']:.2f} |"]
     if not r["logp_whole_split"]:
@@ -244,18 +258,20 @@ def markdown(rep):
               "|---:|---:|---:|---:|---:|---:|"]
     for e in h:
         iwae = f"{e['valid_iwae']:.2f}" if "valid_iwae" in e else ""
-        lines.append(f"| {e['epoch']} | {e['train_loss']:.2f} | {e['valid_elbo']:.2f} | {e['valid_kl']:.2f} | "
-                     f"{iwae} | {e['seconds']:.1f} |")
+        lines.append(f"| {e['epoch']} | {e['train_loss']:.2f} | {e['valid_elbo']:.2f} | "
+                     f"{e['valid_kl']:.2f} | {iwae} | {e['seconds']:.1f} |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
     args = parse(argv)
-    command = ("python bench/bench_vae_quality.py " + " ".join(argv if argv is not None else sys.argv[1:])).strip()
+    given = argv if argv is not None else sys.argv[1:]
+    command = ("python bench/bench_vae_quality.py " + " ".join(given)).strip()
     if args.blas_threads is not None and not set_blas_threads(args.blas_threads):
         print("warning: could not set the OpenBLAS thread count; using its default")
     data = load_splits()
-    env = (f"numpy {np.__version__}, python {platform.python_version()}, {os.cpu_count()} cpu(s) "
+    env = (f"{git_revision()}, numpy {np.__version__}, python {platform.python_version()}, "
+           f"{os.cpu_count()} cpu(s) "
            f"shared with other jobs (load average at start {os.getloadavg()[0]:.1f}), OpenBLAS threads "
            f"{args.blas_threads if args.blas_threads else 'default'}")
     print(f"command: {command}\n{env}", flush=True)

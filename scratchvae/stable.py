@@ -15,8 +15,12 @@ import numpy as np
 
 def softplus(t: np.ndarray) -> np.ndarray:
     """log(1 + e^t) elementwise, in the dtype of ``t``."""
+    tmp = np.abs(t)                  # one scratch array reused in place: fewer large allocations
+    np.negative(tmp, out=tmp)
+    np.exp(tmp, out=tmp)
+    np.log1p(tmp, out=tmp)           # log1p(e^-|t|)
     out = np.maximum(t, t.dtype.type(0))
-    out += np.log1p(np.exp(-np.abs(t)))
+    out += tmp
     return out
 
 
