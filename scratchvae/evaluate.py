@@ -44,7 +44,10 @@ def elbo(vae, x, *, rng, n_samples: int = 1, estimator: str = "analytic", batch_
 
 def log_likelihood(vae, x, *, rng, K: int = 5000, batch_size: int = 20, k_chunk: int = 1000,
                    progress=None):
-    """Importance-sampled estimate L_K of log p(x) for every row of x, shape (N,).
+    """Importance-sampled estimate L_K of log p(x) for every row of x, shape (N,), float64.
+
+    The model runs in its own dtype; only the per-chunk bounds are combined in float64 (a
+    log-sum-exp over up to K / k_chunk numbers per example), which is why the result is float64.
 
     Memory is bounded by ``batch_size * k_chunk`` decoder rows at a time (20 x 1000 rows of 784
     float32 pixels is ~60 MB per intermediate array). ``progress(done, total)`` is called after
