@@ -48,20 +48,7 @@ from scratchvae.evaluate import active_units, elbo, kl_per_dimension, log_likeli
 from scratchvae.train import TrainConfig, load_model, train  # noqa: E402
 from scratchvae.vae import VAE  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data" / "binarized_mnist.npz"
-
-
-def git_revision():
-    """The checkout's commit and whether library files differ from it (read-only git calls)."""
-    import subprocess
-    try:
-        rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "scratchvae"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown commit"
-    return f"scratchvae at {rev}" + (" + uncommitted changes in scratchvae/" if dirty else "")
+from bench_common import DATA, git_revision  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 
 def load_splits():

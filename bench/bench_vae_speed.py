@@ -50,21 +50,8 @@ from scratchvae.nn import Linear, ReLU  # noqa: E402
 from scratchvae.optim import Adam  # noqa: E402
 from scratchvae.vae import VAE  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data" / "binarized_mnist.npz"
+from bench_common import DATA, git_revision  # noqa: E402  (bench/ is on sys.path when run as a script)
 X_DIM, HIDDEN, Z_DIM, BATCH, LR = 784, 400, 20, 128, 1e-3
-
-
-def git_revision():
-    """The checkout's commit and whether library files differ from it (read-only git calls)."""
-    import subprocess
-    try:
-        rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "scratchvae"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown commit"
-    return f"scratchvae at {rev}" + (" + uncommitted changes in scratchvae/" if dirty else "")
 
 
 # --------------------------------------------------------------------------------------------
