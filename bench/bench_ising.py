@@ -5,7 +5,7 @@
 Both implementations run in the same process on the same model (Gaussian noise sigma = 2 on
 random +-1 blobs, J = 1, 4 neighbours, damping 0.5). The vectorized rate is timed inside
 ``scratchvae.ising.mean_field`` with the ELBO off (update steps only), and once more with the
-exact ELBO evaluated after every sweep; the loop is ``scratchvae.ising_reference.loop_sweep``.
+exact ELBO evaluated after every sweep; the loop is ``scratchvae.ising.reference.loop_sweep``.
 Each rate is the best of ``--repeat`` runs (as ``timeit`` does), so that other processes on a
 shared machine disturb it less. NumPy's elementwise operations use one core. Prints a table and
 writes bench/results/ising.json.
@@ -27,7 +27,7 @@ except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from scratchvae import ising
-from scratchvae.ising_reference import loop_sweep
+from scratchvae.ising.reference import loop_sweep
 
 
 def make_model(size, rng):

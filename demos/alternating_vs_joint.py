@@ -36,7 +36,7 @@ try:
 except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from scratchvae.linear_gaussian import LinearGaussian
+from scratchvae.lab.linear_gaussian import LinearGaussian
 from scratchvae.optim import SGD
 from scratchvae.transforms import tril_from_params, tril_from_params_backward
 from scratchvae.viz.lab_exact import alternating_figure

@@ -4,7 +4,7 @@
 
 The curve y(x) from (0, 0) to (1, 0.5) is discretized on 41 grid points with its ends fixed; the
 arc-length functional J[y] = sum_k sqrt(dx^2 + dy_k^2) is minimized over the 39 interior values
-by gradient descent with its hand-derived gradient (``scratchvae.variations``), from a wiggly
+by gradient descent with its hand-derived gradient (``scratchvae.lab.variations``), from a wiggly
 start (two fixed sine modes plus random ones drawn from --seed). We report the maximum deviation
 from the straight line (the Euler-Lagrange solution) and the discrete Euler-Lagrange residual
 d/dx (y' / sqrt(1 + y'^2)) at the start and the end, and, as a cross-check, scipy's L-BFGS-B
@@ -25,7 +25,7 @@ try:
 except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from scratchvae import variations as var
+from scratchvae.lab import variations as var
 from scratchvae.viz.lab_estimators import variations_figure
 
 Y_A, Y_B = 0.0, 0.5

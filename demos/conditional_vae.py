@@ -4,7 +4,7 @@
 
 Model (scratchvae.cvae.CVAE): q(z | x, y) and p(x | z, y) with y one-hot over the 10 digits,
 z_dim = 4, one ReLU hidden layer of 256 units in each network, Bernoulli pixels. Data: digits
-rendered by scratchvae.digits (28 x 28), binarized once with a fixed seed (one Bernoulli draw per
+rendered by scratchvae.data.digits (28 x 28), binarized once with a fixed seed (one Bernoulli draw per
 pixel). After training, each requested class y gets new images E[x | z, y] with z ~ N(0, I).
 A small latent matters: with z_dim = 8 (10 epochs, 128 hidden units) the encoder also put the
 class into z, the decoder leaned on z rather than y, and only 48% of the generated images were
@@ -35,7 +35,7 @@ except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from scratchvae.cvae import CVAE, elbo, fit, one_hot
-from scratchvae.digits import render_digits
+from scratchvae.data.digits import render_digits
 from scratchvae.nn import Linear
 from scratchvae.optim import Adam
 from scratchvae.viz.lab_toy import class_grid

@@ -2,7 +2,7 @@
 
     python demos/exact_evidence.py [--out out/] [--seed 0]
 
-Model: probabilistic PCA (scratchvae.linear_gaussian) with a 2-D latent and 5-D observations,
+Model: probabilistic PCA (scratchvae.lab.linear_gaussian) with a 2-D latent and 5-D observations,
 built so that the exact posterior p(z|x) has correlation rho = -0.9 (two nearly parallel loading
 vectors: either latent cause explains x, so they "explain each other away"). Four claims:
 
@@ -28,7 +28,7 @@ try:
 except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from scratchvae.linear_gaussian import LinearGaussian
+from scratchvae.lab.linear_gaussian import LinearGaussian
 from scratchvae.optim import Adam
 from scratchvae.transforms import tril_from_params, tril_from_params_backward
 from scratchvae.viz.lab_exact import exact_evidence_figure

@@ -10,7 +10,7 @@ reparameterization, score function, and score function with a leave-one-out base
 objective, f(z) = sum_i sin(w_i z_i + c_i), is checked for unbiasedness too.
 
 Part 2, the encoder of a small VAE (784-64-2 tanh encoder and mirrored decoder, Bernoulli pixels)
-trained for a few epochs on embedded digits (``scratchvae.digits``, binarized once with a fixed
+trained for a few epochs on embedded digits (``scratchvae.data.digits``, binarized once with a fixed
 seed). The gradient of the mean ELBO of 2 held-out images w.r.t. all encoder weights is estimated
 R times by both estimators; the exact gradient is the Gauss-Hermite quadrature of the pathwise
 gradient over the 2-D noise (checked by halving the number of nodes). Writes
@@ -30,9 +30,9 @@ try:
 except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from scratchvae import estimators as est
-from scratchvae import estimators_vae as est_vae
-from scratchvae.digits import render_digits
+from scratchvae.lab import estimators as est
+from scratchvae.lab import estimators_vae as est_vae
+from scratchvae.data.digits import render_digits
 from scratchvae.train import TrainConfig, train
 from scratchvae.vae import VAE
 from scratchvae.viz.lab_estimators import loglog_panels

@@ -27,8 +27,9 @@ try:
 except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from scratchvae import ising, ising_exact
-from scratchvae.ising_baselines import denoise
+from scratchvae import ising
+from scratchvae.ising import exact as ising_exact
+from scratchvae.ising.baselines import denoise
 from scratchvae.viz.ising import denoising_figure, image_grid, letter_image, trace_plot
 
 J, SIGMA, P_FLIP, DAMPING, SWEEPS = 1.0, 2.0, 0.3, 0.5, 15

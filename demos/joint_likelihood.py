@@ -12,7 +12,7 @@ Taking E_{p(eps)} of its log and using log q(z) = log p(eps) - log|det dg/deps|:
     E_eps[log p(x, eps)] = E_q[log p(x|z)] + E_q[log p(z)] + E_eps[log|det dg/deps|]
                          = ELBO(x) - H(p(eps)),            H(p(eps)) = (k/2)(1 + log 2 pi).
 
-On the linear-Gaussian model every term is closed form (scratchvae.linear_gaussian); the demo
+On the linear-Gaussian model every term is closed form (scratchvae.lab.linear_gaussian); the demo
 checks the identity in closed form (to rounding) and by Monte Carlo (within 4 standard errors),
 for a diagonal and a full-covariance q, printing the log-det term on its own, and checks by grid
 quadrature that p(x, eps) integrates over eps to p(x) (and does not without the |det| factor).
@@ -32,7 +32,7 @@ except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from scratchvae.distributions import Normal
-from scratchvae.linear_gaussian import LinearGaussian
+from scratchvae.lab.linear_gaussian import LinearGaussian
 from scratchvae.viz.lab_exact import joint_identity_figure
 
 X_DIM, Z_DIM, MC_TOL_SE = 5, 2, 4.0

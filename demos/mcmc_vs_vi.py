@@ -2,7 +2,7 @@
 
     python demos/mcmc_vs_vi.py [--out out/] [--seed 0]
 
-The posterior p(z | x) of a tiny latent model (``scratchvae.mcmc.BananaModel``): z ~ N(0, I_2),
+The posterior p(z | x) of a tiny latent model (``scratchvae.lab.mcmc.BananaModel``): z ~ N(0, I_2),
 x1 | z ~ N(z1, 1), x2 | z ~ N(z2 + 0.6 z1^2, 0.35^2), observed x = (1, 0.5). It is correlated and
 bent, so not Gaussian. The truth comes from a 400 x 400 grid, normalized numerically.
 
@@ -29,8 +29,8 @@ try:
 except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from scratchvae import estimators as est
-from scratchvae import mcmc
+from scratchvae.lab import estimators as est
+from scratchvae.lab import mcmc
 from scratchvae.optim import Adam
 from scratchvae.transforms import tril_from_params
 from scratchvae.viz.lab_estimators import mcmc_vs_vi_figure

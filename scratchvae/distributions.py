@@ -29,7 +29,7 @@ import math
 
 import numpy as np
 
-from ._validate import check_float_array, check_rng, check_same_dtype, check_same_shape
+from .validate import check_float_array, check_rng, check_same_dtype, check_same_shape
 from .stable import sigmoid, softplus
 
 HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import norm
 
-from ._validate import check_float_array, check_int, check_rng
+from .validate import check_float_array, check_int, check_rng
 
 
 def encode(vae, x, *, rng=None):

@@ -30,7 +30,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._validate import check_rng, check_positive
+from .validate import check_rng, check_positive
 
 
 def rel_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:

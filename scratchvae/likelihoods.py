@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import check_positive
+from .validate import check_positive
 from .stable import sigmoid, softplus
 
 HALF_LOG_2PI = 0.5 * np.log(2.0 * np.pi)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import check_float_array, check_int, check_rng
+from .validate import check_float_array, check_int, check_rng
 from .stable import sigmoid, softplus
 
 

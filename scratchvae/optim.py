@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import check_positive, check_in_range
+from .validate import check_positive, check_in_range
 
 
 def _flush_constant(dtype) -> np.generic:

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from ._validate import check_float_array, check_int, check_positive
+from .validate import check_float_array, check_int, check_positive
 from .checkpoint import load_checkpoint, restore_params, save_checkpoint, write_text_atomic
 from .data import binarize, check_data
 from .evaluate import elbo

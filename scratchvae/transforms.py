@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import check_float_array, check_same_dtype, check_same_shape
+from .validate import check_float_array, check_same_dtype, check_same_shape
 from .distributions import HALF_LOG_2PI, check_scale_tril
 
 

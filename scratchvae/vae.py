@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import check_float_array, check_in_range, check_int, check_positive, check_rng
+from .validate import check_float_array, check_in_range, check_int, check_positive, check_rng
 from .distributions import MultivariateNormal, Normal, standard_normal_log_prob
 from .likelihoods import make_likelihood
 from .nn import MLP

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scratchvae import cli, cli_vae
+from scratchvae import cli
+from scratchvae.cli import vae as cli_vae
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--n-train", "300", "--n-valid", "100", "--n-test", "100", "--hidden", "32",

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scratchvae.digits import DEFAULT_STYLES, STYLES, render_digits
+from scratchvae.data.digits import DEFAULT_STYLES, STYLES, render_digits
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,7 @@ def test_argument_errors(kwargs, error, match):
 
 
 def test_import_does_not_load_matplotlib_or_scipy():
-    code = ("import sys, scratchvae.data, scratchvae.digits, scratchvae.download; "
+    code = ("import sys, scratchvae.data, scratchvae.data.digits, scratchvae.data.download; "
             "print(sorted(m for m in ('matplotlib', 'scipy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])

@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from scratchvae import download
-from scratchvae.download import DATASETS, KNOWN_FILES, fetch, fetch_known, sha256_of
+from scratchvae.data import download
+from scratchvae.data.download import DATASETS, KNOWN_FILES, fetch, fetch_known, sha256_of
 
 BODY = bytes(range(256)) * 400                      # 102400 bytes: several read chunks
 DIGEST = hashlib.sha256(BODY).hexdigest()

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from scratchvae import estimators as est
-from scratchvae import estimators_vae as est_vae
+from scratchvae.lab import estimators as est
+from scratchvae.lab import estimators_vae as est_vae
 from scratchvae.distributions import Normal
 from scratchvae.gradcheck import check_gradients
 from scratchvae.transforms import tril_from_params
@@ -249,7 +249,7 @@ def test_vae_encoder_estimators_are_unbiased_and_score_is_noisier():
 
 # --------------------------------------------------------------------------- full-covariance ELBO
 def _banana_like():
-    from scratchvae.mcmc import BananaModel
+    from scratchvae.lab.mcmc import BananaModel
     return BananaModel(np.array([1.0, 0.5]))
 
 

@@ -10,8 +10,9 @@ import zlib
 import numpy as np
 import pytest
 
-from scratchvae import ising, ising_exact
-from scratchvae.ising_reference import loop_sweep
+from scratchvae import ising
+from scratchvae.ising import exact as ising_exact
+from scratchvae.ising.reference import loop_sweep
 from scratchvae.viz.ising import letter_image
 
 LN2 = np.log(2.0)

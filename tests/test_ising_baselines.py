@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from scratchvae import ising, ising_exact
-from scratchvae.ising_baselines import METHODS, denoise, gibbs, icm, threshold
+from scratchvae import ising
+from scratchvae.ising import exact as ising_exact
+from scratchvae.ising.baselines import METHODS, denoise, gibbs, icm, threshold
 
 
 def random_model(rng, shape, coupling, neighbours=4):

@@ -6,9 +6,10 @@ import sys
 import numpy as np
 import pytest
 
-from scratchvae import ising, ising_exact
+from scratchvae import ising
+from scratchvae.ising import exact as ising_exact
 from scratchvae.cli import build_parser, main
-from scratchvae.ising_reference import loop_sweep
+from scratchvae.ising.reference import loop_sweep
 from scratchvae.viz.ising import letter_image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -114,7 +115,7 @@ def test_means_schedules_and_counts_are_checked():
 
 
 def test_model_and_configurations_are_checked():
-    from scratchvae.ising_baselines import denoise
+    from scratchvae.ising.baselines import denoise
     for call in [lambda: ising.mean_field(np.zeros((2, 3))), lambda: denoise("model", "icm"),
                  lambda: ising_exact.log_partition(None), lambda: ising.elbo({}, np.zeros((2, 3)))]:
         with pytest.raises(TypeError, match="model must be an IsingModel"):

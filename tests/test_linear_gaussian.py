@@ -6,7 +6,7 @@ import pytest
 from scipy import stats
 
 from scratchvae.gradcheck import check_gradients
-from scratchvae.linear_gaussian import LinearGaussian
+from scratchvae.lab.linear_gaussian import LinearGaussian
 from scratchvae.transforms import tril_from_params, tril_from_params_backward
 
 TOL_GRAD = 1e-7

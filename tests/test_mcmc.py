@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from scratchvae import mcmc
+from scratchvae.lab import mcmc
 from scratchvae.gradcheck import check_gradients
 
 MEAN = np.array([1.0, -0.5])

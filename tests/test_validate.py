@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from scratchvae._validate import (check_float_array, check_in_range, check_int, check_positive,
+from scratchvae.validate import (check_float_array, check_in_range, check_int, check_positive,
                                   check_rng)
 
 

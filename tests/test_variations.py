@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from scratchvae import variations as var
+from scratchvae.lab import variations as var
 from scratchvae.gradcheck import check_gradients
 
 DEV_TOL = 1e-8           # max |y - straight line| after convergence

@@ -10,7 +10,7 @@ import os
 import numpy as np
 
 from . import pyplot, save
-from .._validate import check_int
+from ..validate import check_int
 
 
 def letter_image(text: str = "VI", size: int = 128, margin: float = 0.1) -> np.ndarray:
@@ -111,7 +111,7 @@ def denoising_figure(clean, noisy, results: dict, *, suptitle: str = "", caption
         In display order; the snapshots of a result whose method starts with "mean_field" are
         shown first ("after sweep k"). Each panel title carries its pixel error rate.
     """
-    from ..ising import error_rate
+    from ..ising.mean_field import error_rate
     pct = lambda v: f"error {100 * error_rate(v, clean):.1f}%"     # noqa: E731
     panels = [("clean image (+1 white, -1 black)", clean),
               (f"noisy observation (clipped to [-1, 1])\nits sign: {pct(noisy)}",

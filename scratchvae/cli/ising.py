@@ -59,9 +59,9 @@ def run(args) -> int:
     """Run the experiment described by the parsed ``args``; returns the exit code 0."""
     import numpy as np
 
-    from . import ising
-    from .ising_baselines import denoise
-    from .viz.ising import denoising_figure, letter_image
+    from .. import ising
+    from ..ising.baselines import denoise
+    from ..viz.ising import denoising_figure, letter_image
 
     rng = np.random.default_rng(args.seed)
     clean = np.load(args.image) if args.image else letter_image(args.text, args.size)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from .cli_support import (
+from .support import (
     HF, RUN_FILE, _files, _model_str, _set_threads, _subset, _threads, _write_json, evaluate_model)
 
 
@@ -39,10 +39,10 @@ def run_demo(args) -> int:
 
     import numpy as np
 
-    from .data import binarize_static, load_embedded_digits
-    from .evaluate import bits_per_dim, elbo
-    from .train import TrainConfig, train
-    from .vae import VAE
+    from ..data import binarize_static, load_embedded_digits
+    from ..evaluate import bits_per_dim, elbo
+    from ..train import TrainConfig, train
+    from ..vae import VAE
     t0 = time.perf_counter()
     data = load_embedded_digits(n_train=args.n_train, n_valid=1000, n_test=1000, seed=args.seed)
     x_test = binarize_static(data.test.x, "bernoulli", seed=args.seed + 2)      # (1000, 784)
@@ -80,9 +80,9 @@ def _demo_figures(vae, history, labels, x_test, full, r, args) -> list:
     """The demo's five PNGs; returns their paths."""
     import numpy as np
 
-    from . import generate
-    from .evaluate import posterior_means
-    from .viz import vae as fig
+    from .. import generate
+    from ..evaluate import posterior_means
+    from ..viz import vae as fig
     out, last = args.out, history[-1]
     ll = f"test log p(x) >= {r['log_px']:.2f} nats (K = {args.k}, {r['n']} images)"
     files = [fig.learning_curves(

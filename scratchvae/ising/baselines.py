@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 
-from ._validate import check_int, check_rng
-from .ising import (IsingModel, IsingResult, _local_field, _log_joint, check_mean, check_model,
+from ..validate import check_int, check_rng
+from .mean_field import (IsingModel, IsingResult, local_field, log_joint_unchecked, check_mean, check_model,
                     colour_masks, mean_field)
 
 METHODS = ("threshold", "mean_field", "icm", "gibbs")
@@ -74,15 +74,15 @@ def icm(model: IsingModel, *, max_sweeps=50, init="likelihood", record=()) -> Is
     max_sweeps = check_int("max_sweeps", max_sweeps, minimum=0)
     record = {check_int("record entry", r, minimum=0) for r in record}
     z = _initial_spins(model, init)
-    energy, snapshots, seconds, sweep, changed = [-float(_log_joint(model, z))], {}, 0.0, 0, True
+    energy, snapshots, seconds, sweep, changed = [-float(log_joint_unchecked(model, z))], {}, 0.0, 0, True
     while sweep < max_sweeps and changed:
         t0, old = time.perf_counter(), z
         for mask in colour_masks(z.shape, model.neighbours):
-            a = _local_field(model, z)                             # (H, W)
+            a = local_field(model, z)                             # (H, W)
             z = np.where(mask & (a != 0), _spins(a), z)
         seconds += time.perf_counter() - t0
         changed, sweep = bool(np.any(z != old)), sweep + 1
-        energy.append(-float(_log_joint(model, z)))
+        energy.append(-float(log_joint_unchecked(model, z)))
         if sweep in record:
             snapshots[sweep] = z.copy()
     return IsingResult("icm", z, np.asarray(energy), "energy -log p~(z, x)", sweep, not changed,
@@ -126,16 +126,16 @@ def gibbs(model: IsingModel, *, rng, n_sweeps=500, burn_in=100, init="likelihood
     record = {check_int("record entry", r, minimum=0) for r in record}
     z = _initial_spins(model, init, rng)
     one, half = z.dtype.type(1), z.dtype.type(0.5)
-    total, energy, snapshots, seconds = np.zeros_like(z), [-float(_log_joint(model, z))], {}, 0.0
+    total, energy, snapshots, seconds = np.zeros_like(z), [-float(log_joint_unchecked(model, z))], {}, 0.0
     for sweep in range(1, n_sweeps + 1):
         t0 = time.perf_counter()
         for mask in colour_masks(z.shape, model.neighbours):
-            p_plus = half * (one + np.tanh(_local_field(model, z)))  # p(z_i = +1 | rest), (H, W)
+            p_plus = half * (one + np.tanh(local_field(model, z)))  # p(z_i = +1 | rest), (H, W)
             z = np.where(mask, np.where(rng.random(z.shape) < p_plus, one, -one), z)
         seconds += time.perf_counter() - t0
         if sweep > burn_in:
             total += z
-        energy.append(-float(_log_joint(model, z)))
+        energy.append(-float(log_joint_unchecked(model, z)))
         if sweep in record and sweep > burn_in:
             snapshots[sweep] = total / (sweep - burn_in)
     return IsingResult("gibbs", total / z.dtype.type(n_sweeps - burn_in), np.asarray(energy),

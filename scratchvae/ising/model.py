@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validate import (check_float_array, check_in_range, check_int, check_positive, check_rng,
+from ..validate import (check_float_array, check_in_range, check_int, check_positive, check_rng,
                         check_same_dtype, check_same_shape)
 
 
@@ -44,7 +44,7 @@ class IsingModel:
 
 @dataclass(eq=False)
 class IsingResult:
-    """Output shared by mean field, threshold, ICM and Gibbs (see ``ising_baselines.denoise``).
+    """Output shared by mean field, threshold, ICM and Gibbs (see ``scratchvae.ising.baselines.denoise``).
 
     Attributes
     ----------
@@ -111,7 +111,7 @@ def check_mean(name: str, mu, model: IsingModel) -> np.ndarray:
     return mu
 
 
-def _check_structure(coupling, neighbours) -> tuple[float, int]:
+def check_structure(coupling, neighbours) -> tuple[float, int]:
     J = check_in_range("coupling", coupling, -np.inf, np.inf)
     if check_int("neighbours", neighbours) not in (4, 8):
         raise ValueError(f"neighbours must be 4 or 8, got {neighbours}")
@@ -151,7 +151,7 @@ def model_from_log_lik(log_lik_pos, log_lik_neg, *, coupling=1.0, neighbours=4) 
     check_image("log_lik_neg", log_lik_neg)
     check_same_shape("log_lik_pos", log_lik_pos, "log_lik_neg", log_lik_neg)
     check_same_dtype("log_lik_pos", log_lik_pos, "log_lik_neg", log_lik_neg)
-    J, nbrs = _check_structure(coupling, neighbours)
+    J, nbrs = check_structure(coupling, neighbours)
     half = log_lik_pos.dtype.type(0.5)
     h = half * (log_lik_pos - log_lik_neg)                        # (H, W)
     c = half * (log_lik_pos + log_lik_neg)                        # (H, W)

@@ -1,6 +1,6 @@
 """Score-function vs reparameterization gradients for the encoder of a VAE.
 
-The same two estimators as :mod:`scratchvae.estimators` (see its docstring for the equations),
+The same two estimators as :mod:`scratchvae.lab.estimators` (see its docstring for the equations),
 applied to f(z) = log p(x, z) - log q(z|x) with q = q_phi(z|x) from a ``VAE``'s encoder; the
 reference gradient is the ELBO gradient by Gauss-Hermite quadrature over eps (exact up to
 quadrature error for z_dim <= 3).
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import check_float_array, check_int, check_rng
-from .distributions import Normal, standard_normal_log_prob
-from .estimators import (METHODS, EstimatorStats, _baseline_values, check_baseline,
+from ..validate import check_float_array, check_int, check_rng
+from ..distributions import Normal, standard_normal_log_prob
+from .estimators import (METHODS, EstimatorStats, baseline_values, check_baseline,
                          gradient_statistics)
 
 
@@ -72,7 +72,7 @@ def vae_encoder_grads(vae, x, eps, method: str = "reparam", baseline=None):
     q = Normal(np.broadcast_to(h[:, None, :Dz], eps.shape), np.broadcast_to(h[:, None, Dz:], eps.shape))
     z = q.rsample(eps)                                                    # (B, S, Dz)
     f = vae_log_joint(vae, x, z) - q.log_prob(z).sum(-1)                  # (B, S)
-    b = _baseline_values(f, check_baseline(baseline, f.shape, f.dtype))
+    b = baseline_values(f, check_baseline(baseline, f.shape, f.dtype))
     w = (f - b) * (dobj[:, None] / vae.dtype.type(S))                     # (B, S)
     dlogq = q.log_prob_grads(z)
     dh = np.concatenate([(w[..., None] * dlogq[k]).sum(1) for k in ("loc", "log_scale")], axis=1)

@@ -24,7 +24,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from ._validate import check_positive
+from ..validate import check_positive
 
 _CHUNK = 1 << 16
 

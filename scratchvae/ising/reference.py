@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from .ising import IsingModel, _check_schedule, check_mean
+from .mean_field import IsingModel, check_schedule, check_mean
 
 _OFFSETS = {4: ((-1, 0), (1, 0), (0, -1), (0, 1)),
             8: ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))}
@@ -37,7 +37,7 @@ def _update(model, read, write, i, j, lam):
 def loop_sweep(model: IsingModel, mu, *, schedule="parallel", damping=1.0) -> np.ndarray:
     """One mean-field sweep with explicit Python loops over pixels; returns new (H, W) means."""
     check_mean("mu", mu, model)
-    lam = _check_schedule(schedule, damping)
+    lam = check_schedule(schedule, damping)
     H, W = mu.shape
     new = mu.copy()
     if schedule == "parallel":

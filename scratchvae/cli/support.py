@@ -1,7 +1,7 @@
-"""Shared pieces of the VAE commands (``cli_vae``, ``cli_demo``): argument groups, data loading
+"""Shared pieces of the VAE commands (``cli.vae``, ``cli.demo``): argument groups, data loading
 and binarization, thread control, and the evaluation summary both commands print.
 
-See :mod:`scratchvae.cli_vae` for how data and binarization are decided.
+See :mod:`scratchvae.cli.vae` for how data and binarization are decided.
 """
 from __future__ import annotations
 
@@ -108,7 +108,7 @@ def _read_run(checkpoint) -> dict:
 
 def _load(opts, dtype, need):
     """Splits of the data; for the embedded digits only the splits in ``need`` are rendered."""
-    from .data import load_dataset
+    from ..data import load_dataset
     if opts["data"] == "embedded":
         n = {s: (1000 if opts[f"n_{s}"] is None else opts[f"n_{s}"]) if s in need else 0
              for s in SPLIT_INDEX}
@@ -131,7 +131,7 @@ def _is_binary(x) -> bool:
 
 def _prepare(x, split, likelihood, mode, seed, width=None):
     """Binarize split ``split`` of the data as ``mode`` says and refuse data unfit for the model."""
-    from .data import binarize_static, check_data
+    from ..data import binarize_static, check_data
     name = f"the {split} data"
     if mode in ("static", "threshold"):
         check_data(x, likelihood, "static", width=width, name=name)
@@ -243,7 +243,7 @@ def evaluate_model(vae, x, *, k, seed, elbo_samples=10, k_chunk=1000, progress=N
     """The numbers ``evaluate`` and ``demo`` print, as a JSON-ready dict."""
     import numpy as np
 
-    from .evaluate import active_units, bits_per_dim, elbo, kl_per_dimension, log_likelihood
+    from ..evaluate import active_units, bits_per_dim, elbo, kl_per_dimension, log_likelihood
     e = elbo(vae, x, rng=np.random.default_rng([seed, 1]), n_samples=elbo_samples)
     ll = log_likelihood(vae, x, rng=np.random.default_rng([seed, 2]), K=k,
                         k_chunk=min(k, k_chunk), progress=progress)

@@ -41,8 +41,8 @@ ELBO and oscillate) and "checkerboard" (red/black; pixels of one colour share no
 half-sweep is exact block coordinate ascent and never lowers the ELBO, for any lam in (0, 1]).
 With 8 neighbours the diagonal edges need four colours, (i mod 2, j mod 2).
 
-Baselines (threshold, ICM, Gibbs) and the common ``denoise`` interface: ``ising_baselines``;
-exact enumeration for tiny grids: ``ising_exact``; per-pixel loop reference: ``ising_reference``.
+Baselines (threshold, ICM, Gibbs) and the common ``denoise`` interface: ``scratchvae.ising.baselines``;
+exact enumeration for tiny grids: ``scratchvae.ising.exact``; per-pixel loop reference: ``scratchvae.ising.reference``.
 """
 from __future__ import annotations
 
@@ -52,9 +52,9 @@ import time
 import numpy as np
 from scipy.special import xlogy
 
-from ._validate import check_float_array, check_in_range, check_int, check_positive, check_same_shape
-from .ising_model import (  # noqa: F401  (re-exported: the public API of this module)
-    IsingModel, IsingResult, _check_structure, add_gaussian_noise, check_image, check_mean,
+from ..validate import check_float_array, check_in_range, check_int, check_positive, check_same_shape
+from .model import (  # noqa: F401  (re-exported: the public API of this module)
+    IsingModel, IsingResult, add_gaussian_noise, check_image, check_mean,
     check_model, error_rate, flip_log_lik, flip_model, flip_pixels, gaussian_log_lik,
     gaussian_model, model_from_log_lik)
 
@@ -89,7 +89,7 @@ def colour_masks(shape: tuple, neighbours: int = 4) -> tuple:
     return masks
 
 
-def _local_field(model: IsingModel, mu: np.ndarray) -> np.ndarray:
+def local_field(model: IsingModel, mu: np.ndarray) -> np.ndarray:
     """a = J * neighbour_sum(mu) + h, shape (H, W)."""
     J = mu.dtype.type(model.coupling)
     return J * neighbour_sum(mu, model.neighbours) + model.half_log_odds
@@ -127,11 +127,11 @@ def _checkerboard_sweep(model: IsingModel, mu: np.ndarray, lam) -> np.ndarray:
 def _sweep(model: IsingModel, mu: np.ndarray, schedule: str, damping: float) -> np.ndarray:
     lam = mu.dtype.type(damping)
     if schedule == "parallel":
-        return mu + lam * (np.tanh(_local_field(model, mu)) - mu)  # (1-lam) mu + lam tanh(a)
+        return mu + lam * (np.tanh(local_field(model, mu)) - mu)  # (1-lam) mu + lam tanh(a)
     return _checkerboard_sweep(model, mu, lam)
 
 
-def _check_schedule(schedule, damping) -> float:
+def check_schedule(schedule, damping) -> float:
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
     return check_in_range("damping", damping, 0.0, 1.0, low_open=True)
@@ -153,7 +153,7 @@ def mean_field_sweep(model: IsingModel, mu, *, schedule="parallel", damping=1.0)
     a = J neighbour_sum(mu) + h; parallel updates every pixel from the old mu at once;
     checkerboard updates each colour of :func:`colour_masks` in turn with the newest mu.
     """
-    damping = _check_schedule(schedule, damping)
+    damping = check_schedule(schedule, damping)
     return _sweep(model, check_mean("mu", mu, model), schedule, damping)
 
 
@@ -188,10 +188,10 @@ def log_joint(model: IsingModel, z) -> np.ndarray:
     if z.shape[-2:] != model.shape:
         raise ValueError(f"z must have shape (..., {model.shape[0]}, {model.shape[1]}), "
                          f"got {z.shape}")
-    return _log_joint(model, z)
+    return log_joint_unchecked(model, z)
 
 
-def _log_joint(model: IsingModel, z: np.ndarray) -> np.ndarray:
+def log_joint_unchecked(model: IsingModel, z: np.ndarray) -> np.ndarray:
     pair = 0.5 * model.coupling * np.sum(z * neighbour_sum(z, model.neighbours), axis=(-2, -1))
     return pair + np.sum(model.mean_log_lik + model.half_log_odds * z, axis=(-2, -1))
 
@@ -241,7 +241,7 @@ def mean_field(model: IsingModel, *, schedule="parallel", damping=0.5, max_sweep
         ``mean`` = mu (H, W); ``trace`` = ELBO after each sweep (entry 0 = initial mu).
     """
     check_model(model)
-    damping = _check_schedule(schedule, damping)
+    damping = check_schedule(schedule, damping)
     max_sweeps = check_int("max_sweeps", max_sweeps, minimum=0)
     tol = check_positive("tol", tol, strict=False)
     record = {check_int("record entry", r, minimum=0) for r in record}

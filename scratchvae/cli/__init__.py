@@ -11,7 +11,7 @@ import importlib
 import sys
 
 # Modules that contribute commands, in the order ``--help`` lists them.
-COMMAND_MODULES = ("scratchvae.cli_demo", "scratchvae.cli_vae", "scratchvae.cli_ising")
+COMMAND_MODULES = ("scratchvae.cli.demo", "scratchvae.cli.vae", "scratchvae.cli.ising")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,7 +18,7 @@ which needs x in {0, 1}:
   acts as data augmentation and is the other convention of the VAE literature (e.g. Burda,
   Grosse & Salakhutdinov 2016). Log-likelihoods of the two are not comparable.
 
-The file-format readers live in :mod:`scratchvae.formats` and are re-exported here.
+The file-format readers live in :mod:`scratchvae.data.formats` and are re-exported here.
 """
 from __future__ import annotations
 
@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ._validate import check_float_array, check_in_range, check_int, check_rng
+from ..validate import check_float_array, check_in_range, check_int, check_rng
 from .digits import render_digits
 from .formats import (  # noqa: F401  (re-exported)
-    AMAT_FILES, MNIST_FILES, SPLITS, Dataset, Splits, _check_dtype, _convert, load_amat,
+    AMAT_FILES, MNIST_FILES, SPLITS, Dataset, Splits, check_float_dtype, to_float_pixels, load_amat,
     load_amat_splits, load_idx, load_mnist_idx, load_npz)
 
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -40,7 +40,7 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 # ----------------------------------------------------------------------------- embedded digits
 def load_embedded_digits(n_train: int = 10000, n_valid: int = 1000, n_test: int = 1000,
                          seed: int = 0, *, size: int = 28, dtype=np.float32) -> Splits:
-    """The default data: rendered digits (see :mod:`scratchvae.digits`), no files needed.
+    """The default data: rendered digits (see :mod:`scratchvae.data.digits`), no files needed.
 
     Parameters
     ----------
@@ -63,7 +63,7 @@ def load_embedded_digits(n_train: int = 10000, n_valid: int = 1000, n_test: int 
               "n_test": check_int("n_test", n_test, minimum=0)}
     seed = check_int("seed", seed, minimum=0)
     size = check_int("size", size, minimum=8)
-    _check_dtype(dtype)
+    check_float_dtype(dtype)
     dtype = np.float32 if dtype is None else dtype        # None: the generator's own float32
     streams = np.random.SeedSequence(seed).spawn(3)
     parts = []

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import check_float_array, check_int, check_rng
-from .distributions import HALF_LOG_2PI, MultivariateNormal, Normal, check_scale_tril, standard_normal_log_prob
-from .transforms import log_q_via_jacobian, tril_affine
+from ..validate import check_float_array, check_int, check_rng
+from ..distributions import HALF_LOG_2PI, MultivariateNormal, Normal, check_scale_tril, standard_normal_log_prob
+from ..transforms import log_q_via_jacobian, tril_affine
 
 
 def _diag(L):

@@ -38,7 +38,7 @@ import os
 
 import numpy as np
 
-from ._validate import check_int, check_rng
+from ..validate import check_int, check_rng
 
 # style name -> font file in matplotlib's mpl-data/fonts/ttf folder
 FONT_FILES = {

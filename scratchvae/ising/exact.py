@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp, xlogy
 
-from .ising import IsingModel, _log_joint, check_mean, check_model
+from .mean_field import IsingModel, log_joint_unchecked, check_mean, check_model
 
 MAX_PIXELS = 16
 
@@ -32,7 +32,7 @@ def all_states(shape: tuple, dtype=np.float64) -> np.ndarray:
 
 def _log_weights(model: IsingModel) -> np.ndarray:
     check_model(model)
-    return _log_joint(model, all_states(model.shape, model.half_log_odds.dtype))  # (2^n,)
+    return log_joint_unchecked(model, all_states(model.shape, model.half_log_odds.dtype))  # (2^n,)
 
 
 def log_partition(model: IsingModel) -> float:
@@ -44,7 +44,7 @@ def marginal_means(model: IsingModel) -> np.ndarray:
     """Exact posterior means E[z_i | x], shape (H, W)."""
     check_model(model)
     states = all_states(model.shape, model.half_log_odds.dtype)   # (S, H, W)
-    lw = _log_joint(model, states)                                 # (S,)
+    lw = log_joint_unchecked(model, states)                                 # (S,)
     w = np.exp(lw - logsumexp(lw))                                 # p(z | x), (S,)
     return np.tensordot(w, states, axes=1)                         # (H, W)
 
@@ -55,4 +55,4 @@ def brute_force_elbo(model: IsingModel, mu) -> float:
     states = all_states(model.shape, mu.dtype)                     # (S, H, W)
     q_i = 0.5 * (1 + states * mu)                                  # q_i(z_i), (S, H, W)
     q = np.prod(q_i, axis=(-2, -1))                                # (S,)
-    return float(np.sum(q * _log_joint(model, states)) - np.sum(xlogy(q, q)))
+    return float(np.sum(q * log_joint_unchecked(model, states)) - np.sum(xlogy(q, q)))

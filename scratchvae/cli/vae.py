@@ -4,8 +4,8 @@
     evaluate   ELBO, importance-sampled log p(x), bits/dim, KL per latent dimension, active units
     sample     prior samples, reconstructions, interpolations, the 2-D manifold, as PNGs
 
-(``demo``, the README's main demo, is :mod:`scratchvae.cli_demo`; the shared argument groups
-and helpers are in :mod:`scratchvae.cli_support`.)
+(``demo``, the README's main demo, is :mod:`scratchvae.cli.demo`; the shared argument groups
+and helpers are in :mod:`scratchvae.cli.support`.)
 
 Data and binarization are decided once, here (:func:`_prepare`). The Bernoulli likelihood needs
 0/1 pixels, so grey data are binarized: ``dynamic`` draws x_b ~ Bern(x) afresh for every
@@ -25,7 +25,7 @@ import math
 import os
 import sys
 
-from .cli_support import (  # the shared argument groups and helpers
+from .support import (  # the shared argument groups and helpers
     _Progress, ACTIVATIONS, ESTIMATORS, HF, OPTIMIZERS, RUN_FILE, SPLIT_INDEX, _data_group,
     _data_options, _describe, _files, _hidden, _is_binary, _load, _load_for_model, _model_str,
     _obs_scale, _prepare, _set_threads, _subset, _threads, _write_json, evaluate_model)
@@ -124,8 +124,8 @@ def run_train(args) -> int:
     _set_threads(args.threads)
     import numpy as np
 
-    from .train import TrainConfig, train
-    from .vae import VAE
+    from ..train import TrainConfig, train
+    from ..vae import VAE
     dtype = np.dtype(args.dtype)
     opts = _data_options(args, {})
     splits = _load(opts, dtype, ("train", "valid"))
@@ -187,7 +187,7 @@ def _train_or_explain(train, vae, x_train, x_valid, config, args, record):
 def run_evaluate(args) -> int:
     """``evaluate``: print (and optionally write as JSON) the evaluation of a checkpoint."""
     _set_threads(args.threads)
-    from .train import load_model
+    from ..train import load_model
     vae, meta = load_model(args.checkpoint)
     x, _, opts, mode = _load_for_model(args, vae, args.split)
     idx, which = _subset(len(x), args.subset, args.seed)
@@ -222,9 +222,9 @@ def run_sample(args) -> int:
     _set_threads(args.threads)
     import numpy as np
 
-    from . import generate
-    from .train import load_model
-    from .viz import vae as fig
+    from .. import generate
+    from ..train import load_model
+    from ..viz import vae as fig
     for name in ("n", "ncols", "steps"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._validate import check_int
+from ..validate import check_int
 
 SPLITS = ("train", "valid", "test")
 MNIST_FILES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
@@ -40,12 +40,12 @@ class Splits(NamedTuple):
     test: Dataset
 
 
-def _check_dtype(dtype):
+def check_float_dtype(dtype):
     if dtype is not None and np.dtype(dtype) not in (np.float32, np.float64):
         raise TypeError(f"dtype must be None, np.float32 or np.float64, got {np.dtype(dtype)}")
 
 
-def _convert(x: np.ndarray, dtype, grey: bool) -> np.ndarray:
+def to_float_pixels(x: np.ndarray, dtype, grey: bool) -> np.ndarray:
     """Return ``x`` as stored (dtype None) or as floats in [0, 1] (grey levels divided by 255)."""
     if dtype is None:
         return x
@@ -125,7 +125,7 @@ def load_mnist_idx(directory, *, n_valid: int = 10000, dtype=None) -> Splits:
         Sizes 60000 - n_valid, n_valid, 10000 for the official files.
     """
     directory, n_valid = Path(directory), check_int("n_valid", n_valid, minimum=0)
-    _check_dtype(dtype)
+    check_float_dtype(dtype)
     out = {}
     for split in ("train", "test"):
         img_path, lab_path = (_find(directory, MNIST_FILES[f"{split}_{k}"]) for k in ("images", "labels"))
@@ -135,7 +135,7 @@ def load_mnist_idx(directory, *, n_valid: int = 10000, dtype=None) -> Splits:
                              f"{labels.shape[0]} labels")
         if labels.size and labels.max() > 9:
             raise ValueError(f"{lab_path} has label {labels.max()}, expected 0..9")
-        out[split] = (_convert(images.reshape(len(images), -1), dtype, True), labels.astype(np.int64))
+        out[split] = (to_float_pixels(images.reshape(len(images), -1), dtype, True), labels.astype(np.int64))
     (x, y), n = out["train"], len(out["train"][0])
     if n_valid > n:
         raise ValueError(f"n_valid must be <= {n} (the training images), got {n_valid}")
@@ -176,7 +176,7 @@ def load_amat_splits(path, *, dtype=None) -> Splits:
     of them (the others are found by replacing the split name). ``x`` uint8 0/1 or float, ``y`` None.
     """
     path = Path(path)
-    _check_dtype(dtype)
+    check_float_dtype(dtype)
     if path.is_dir():
         paths = {s: path / AMAT_FILES[s] for s in SPLITS}
     else:
@@ -185,7 +185,7 @@ def load_amat_splits(path, *, dtype=None) -> Splits:
             raise ValueError(f"{path}: an .amat file name must contain train, valid or test")
         paths = {s: path.with_name(path.name[:match.start()] + s + path.name[match.end():])
                  for s in SPLITS}
-    return Splits(*(Dataset(_convert(load_amat(paths[s]), dtype, False), None) for s in SPLITS))
+    return Splits(*(Dataset(to_float_pixels(load_amat(paths[s]), dtype, False), None) for s in SPLITS))
 
 
 def load_npz(path, *, n_valid: int = 10000, dtype=None) -> Splits:
@@ -197,7 +197,7 @@ def load_npz(path, *, n_valid: int = 10000, dtype=None) -> Splits:
     above 1 (grey levels), else cast (0/1 data). Float arrays are returned unchanged or cast.
     """
     path, n_valid = Path(path), check_int("n_valid", n_valid, minimum=0)
-    _check_dtype(dtype)
+    check_float_dtype(dtype)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     with np.load(path, allow_pickle=False) as f:
@@ -222,5 +222,5 @@ def load_npz(path, *, n_valid: int = 10000, dtype=None) -> Splits:
         if ys[s] is not None and ys[s].shape != (len(x),):
             raise ValueError(f"{path}: labels of {s} must have shape ({len(x)},), got {ys[s].shape}")
     grey = any(x.dtype == np.uint8 and x.size and x.max() > 1 for x in xs.values())
-    return Splits(*(Dataset(_convert(xs[s].reshape(len(xs[s]), -1), dtype, grey),
+    return Splits(*(Dataset(to_float_pixels(xs[s].reshape(len(xs[s]), -1), dtype, grey),
                             None if ys[s] is None else ys[s].astype(np.int64)) for s in SPLITS))

@@ -24,7 +24,7 @@ The score function needs only values of f; the pathwise estimator needs grad_z f
 far lower variance. Both are applied to closed-form objectives (where E_q[f] and its gradient are
 known, so bias and variance are measured against the truth) and to the encoder of a VAE, where
 f(z) = log p(x, z) - log q(z|x) and the exact ELBO gradient comes from Gauss-Hermite quadrature
-(that part lives in :mod:`scratchvae.estimators_vae`).
+(that part lives in :mod:`scratchvae.lab.estimators_vae`).
 ``elbo_full_gaussian`` is the pathwise ELBO gradient for a full-covariance q and any log density.
 
 Shapes: ``loc``, ``log_scale`` (D,); noise ``eps`` (..., S, D), samples on axis -2 and any number
@@ -36,9 +36,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import check_float_array, check_int, check_rng, check_same_dtype, check_same_shape
-from .distributions import Normal
-from .transforms import (diagonal_affine, diagonal_affine_backward, log_q_via_jacobian,
+from ..validate import check_float_array, check_int, check_rng, check_same_dtype, check_same_shape
+from ..distributions import Normal
+from ..transforms import (diagonal_affine, diagonal_affine_backward, log_q_via_jacobian,
                          tril_affine, tril_affine_backward, tril_from_params,
                          tril_from_params_backward)
 
@@ -132,7 +132,7 @@ def check_baseline(baseline, fz_shape, dtype=None):
                     f"{fz_shape}, got {type(baseline).__name__} {baseline!r}")
 
 
-def _baseline_values(fz, baseline):
+def baseline_values(fz, baseline):
     """b (..., S) or a scalar: 0, the constant, the array, or leave-one-out means of fz (..., S)."""
     if baseline is None:
         return fz.dtype.type(0)
@@ -170,7 +170,7 @@ def score_function_grad(f, loc, log_scale, eps, baseline=None):
     q = Normal(loc_r, ls_r)
     z = q.rsample(eps)                                                    # (..., S, D)
     fz = f(z)                                                             # (..., S)
-    b = _baseline_values(fz, check_baseline(baseline, fz.shape, fz.dtype))
+    b = baseline_values(fz, check_baseline(baseline, fz.shape, fz.dtype))
     w = (fz - b) / fz.dtype.type(eps.shape[-2])                           # (..., S)
     dlogq = q.log_prob_grads(z)
     return {k: (w[..., None] * dlogq[k]).sum(-2) for k in ("loc", "log_scale")}

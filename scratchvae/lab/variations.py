@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validate import check_float_array, check_int, check_positive, check_same_shape
+from ..validate import check_float_array, check_int, check_positive, check_same_shape
 
 
 def _check_curve(x, y):

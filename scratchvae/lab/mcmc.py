@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import check_float_array, check_in_range, check_int, check_positive, check_rng
+from ..validate import check_float_array, check_in_range, check_int, check_positive, check_rng
 
 
 @dataclass
