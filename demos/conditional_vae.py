@@ -34,7 +34,11 @@ try:
 except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from scratchvae.cvae import CVAE, elbo, fit, one_hot
+from scratchvae.data import one_hot
+from scratchvae.evaluate import elbo
+from scratchvae.generate import sample_prior
+from scratchvae.train import TrainConfig, train
+from scratchvae.vae import VAE
 from scratchvae.data.digits import render_digits
 from scratchvae.nn import Linear
 from scratchvae.optim import Adam
@@ -95,15 +99,16 @@ def main(argv=None) -> dict:
                < x_test).astype(np.float32)
     t_data = time.perf_counter() - t0
 
-    cvae = CVAE(784, args.z_dim, N_CLASSES, rng=np.random.default_rng([args.seed, 4]),
-                hidden=(args.hidden,))
+    cvae = VAE(784, args.z_dim, n_classes=N_CLASSES, rng=np.random.default_rng([args.seed, 4]),
+               hidden=(args.hidden,))                          # the VAE with a label input y
     t1 = time.perf_counter()
-    hist = fit(cvae, xb_train, one_hot(y_train, N_CLASSES), rng=np.random.default_rng([args.seed, 5]),
-               epochs=args.epochs, batch_size=100, lr=1e-3, log=None)
+    hist = train(cvae, xb_train, None, TrainConfig(epochs=args.epochs, batch_size=100, lr=1e-3,
+                                                   seed=[args.seed, 5]),
+                 y_train=one_hot(y_train, N_CLASSES), log=None)
     t_train = time.perf_counter() - t1
-    ev = elbo(cvae, xb_test, one_hot(y_test, N_CLASSES), rng=np.random.default_rng([args.seed, 6]))
+    ev = elbo(cvae, xb_test, y=one_hot(y_test, N_CLASSES), rng=np.random.default_rng([args.seed, 6]))
     print(f"CVAE z_dim={args.z_dim}, hidden {args.hidden}, {args.epochs} epochs on {args.n_train} "
-          f"binarized digits ({t_train:.1f} s): train -ELBO {hist[-1]['loss']:.2f}; held-out ELBO "
+          f"binarized digits ({t_train:.1f} s): train -ELBO {hist[-1]['train_loss']:.2f}; held-out ELBO "
           f"{ev['elbo'].mean():.2f} nats (rec {ev['rec'].mean():.2f}, KL {ev['kl'].mean():.2f})")
 
     classify = softmax_regression(x_train, y_train, rng=np.random.default_rng([args.seed, 7]))
@@ -114,7 +119,8 @@ def main(argv=None) -> dict:
     rng = np.random.default_rng([args.seed, 8])
     per_class, shown = {}, []
     for c in classes:
-        images = cvae.generate(one_hot(np.full(args.n_check, c), N_CLASSES), rng)   # (n, 784)
+        images = sample_prior(cvae, args.n_check, rng=rng,
+                              y=one_hot(np.full(args.n_check, c), N_CLASSES))      # (n, 784)
         per_class[c] = float(np.mean(classify(images) == c))
         shown.append(images[:args.n_show])
     acc_gen = float(np.mean(list(per_class.values())))

@@ -27,15 +27,19 @@ def _batches(n, size):
         yield slice(start, min(n, start + size))
 
 
-def elbo(vae, x, *, rng, n_samples: int = 1, estimator: str = "analytic", batch_size: int = 500):
-    """Per-example ELBO (or IWAE bound) and its parts: dict of (N,) arrays elbo, rec, kl."""
+def elbo(vae, x, *, rng, n_samples: int = 1, estimator: str = "analytic", batch_size: int = 500,
+         y=None):
+    """Per-example ELBO (or IWAE bound) and its parts: dict of (N,) arrays elbo, rec, kl.
+
+    ``y`` (N, n_classes): one-hot labels, for a conditional VAE only.
+    """
     check_rng("rng", rng)
     check_int("n_samples", n_samples, minimum=1)
     check_float_array("x", x, ndim=2, shape=(None, vae.x_dim), dtype=vae.dtype)
     out = {"elbo": [], "rec": [], "kl": []}
     for s in _batches(len(x), batch_size):
         eps = rng.standard_normal((s.stop - s.start, n_samples, vae.z_dim), dtype=vae.dtype)
-        obj, _, stats = vae.forward(x[s], eps, estimator)
+        obj, _, stats = vae.forward(x[s], eps, estimator, y=None if y is None else y[s])
         out["elbo"].append(obj)
         out["rec"].append(stats["rec"])
         out["kl"].append(stats["kl"])
@@ -96,12 +100,7 @@ def kl_per_dimension(vae, x, batch_size: int = 1000):
     total = np.zeros(vae.z_dim)
     for s in _batches(len(x), batch_size):
         q, _ = vae.encode(x[s])
-        if vae.posterior == "diagonal":
-            kl = q.kl_to_standard_normal()                             # (b, Dz)
-        else:
-            var = (q.scale_tril ** 2).sum(-1)                          # Sigma_uu = sum_j L_uj^2
-            kl = 0.5 * (var + q.loc ** 2 - 1 - np.log(var))
-        total += kl.sum(axis=0)
+        total += vae.posterior.kl_per_dimension(q).sum(axis=0)        # (Dz,)
     return total / len(x)
 
 

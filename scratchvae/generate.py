@@ -23,9 +23,12 @@ def encode(vae, x, *, rng=None):
     return q.sample(check_rng("rng", rng))
 
 
-def decode(vae, z, *, rng=None):
-    """E[x|z] (rng None) or one draw x ~ p(x|z) (rng given), shape (N, x_dim)."""
-    out = vae.decode(z)
+def decode(vae, z, *, rng=None, y=None):
+    """E[x|z] (rng None) or one draw x ~ p(x|z) (rng given), shape (N, x_dim).
+
+    ``y`` (N, n_classes): one-hot labels, for a conditional VAE (p(x|z, y)) only.
+    """
+    out = vae.decode(z, y)
     if rng is None:
         return vae.likelihood.mean(out)
     return vae.likelihood.sample(out, check_rng("rng", rng))
@@ -36,12 +39,15 @@ def reconstruct(vae, x, *, rng=None):
     return decode(vae, encode(vae, x, rng=rng), rng=None)
 
 
-def sample_prior(vae, n: int, *, rng, mean: bool = True):
-    """n draws z ~ N(0, I) decoded to E[x|z] (``mean``) or to x ~ p(x|z): (N, x_dim)."""
+def sample_prior(vae, n: int, *, rng, mean: bool = True, y=None):
+    """n draws z ~ N(0, I) decoded to E[x|z] (``mean``) or to x ~ p(x|z): (N, x_dim).
+
+    For a conditional VAE give ``y`` (n, n_classes), one-hot: row i is drawn from p(x|z_i, y_i).
+    """
     check_int("n", n, minimum=1)
     check_rng("rng", rng)
     z = rng.standard_normal((n, vae.z_dim), dtype=vae.dtype)
-    return decode(vae, z, rng=None if mean else rng)
+    return decode(vae, z, rng=None if mean else rng, y=y)
 
 
 def interpolate(vae, x_a, x_b, n_steps: int = 10):

@@ -27,3 +27,18 @@ def softplus(t: np.ndarray) -> np.ndarray:
 def sigmoid(t: np.ndarray) -> np.ndarray:
     """1 / (1 + e^-t) elementwise, in the dtype of ``t``."""
     return np.exp(t - softplus(t))
+
+
+def logmeanexp(a: np.ndarray) -> np.ndarray:
+    """log (1/K) sum_k exp(a_k) over the last axis, with the max shifted out: (..., K) -> (...,).
+
+    m + log mean exp(a - m) with m = max_k a_k, so no exp overflows and the largest term is 1.
+    """
+    m = a.max(axis=-1, keepdims=True)
+    return (m + np.log(np.exp(a - m).mean(axis=-1, keepdims=True)))[..., 0]
+
+
+def softmax(a: np.ndarray) -> np.ndarray:
+    """exp(a_k - logsumexp(a)) over the last axis, max-shifted: the derivative of logsumexp."""
+    e = np.exp(a - a.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)

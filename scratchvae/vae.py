@@ -1,56 +1,50 @@
 """The variational autoencoder (Kingma & Welling 2014) and its objectives, forward and backward.
 
-Model:   p(z) = N(0, I),  p_theta(x|z) from a decoder MLP (Bernoulli or Gaussian pixels).
-Posterior approximation q_phi(z|x) from an encoder MLP, one of
-    diagonal:  q = N(mu, diag(sigma^2)),  z = mu + sigma * eps          log|det dz/deps| = sum log sigma
-    full:      q = N(mu, L L^T),          z = mu + L eps  (L lower, L_ii > 0)
-                                                                      log|det dz/deps| = sum log L_ii
-with eps ~ N(0, I) (the reparameterization trick, Kingma & Welling 2014 section 2.4).
+Model:   p(z) = N(0, I),  p_theta(x|z) from a decoder MLP (Bernoulli or Gaussian pixels,
+likelihoods.py), and an approximate posterior q_phi(z|x) from an encoder MLP whose family
+(diagonal or full-covariance Gaussian, posteriors.py) is chosen once, when the model is built.
+With S noise draws eps_s ~ N(0, I) per example and z_s = g(eps_s, phi, x):
 
-Objectives for one example x with L (or K) noise draws eps_l, z_l = g(eps_l, phi, x):
+  "analytic"  ELBO = (1/S) sum_s log p(x|z_s) - KL(q(z|x) || p(z))            (K&W 2014 eq. 10)
+  "mc"        ELBO = (1/S) sum_s [log p(x|z_s) + log p(z_s) - log q(z_s|x)]     (K&W 2014 eq. 6)
+              with log q(z_s|x) = log p(eps_s) - log|det dz/deps|   (the change of variables)
+  "iwae"      L_S  = log (1/S) sum_s exp(log_weights_s),
+              log_weights_s = log p(x|z_s) + log p(z_s) - log q(z_s|x)  (Burda et al. 2016 eq. 8)
 
-  "analytic"  ELBO = (1/L) sum_l log p(x|z_l) - KL(q(z|x) || p(z))            (K&W 2014 eq. 10)
-  "mc"        ELBO = (1/L) sum_l [log p(x|z_l) + log p(z_l) - log q(z_l|x)]     (K&W 2014 eq. 6)
-              with log q(z_l|x) = log p(eps_l) - log|det dz/deps|   (the change of variables)
-  "iwae"      L_K  = log (1/K) sum_k w_k,  log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x)
-                                                                       (Burda et al. 2016 eq. 8)
+KL warm-up multiplies the prior terms by beta in [0, 1] (analytic: E[log p(x|z)] - beta KL;
+mc: (1/S) sum_s [log p(x|z_s) + beta (log p(z_s) - log q(z_s|x))]); the IWAE bound takes beta = 1.
 
-KL warm-up multiplies the prior terms by beta in [0, 1]: analytic  E[log p(x|z)] - beta KL;
-mc  (1/L) sum_l [log p(x|z_l) + beta (log p(z_l) - log q(z_l|x))]. (IWAE takes beta = 1 only.)
+A conditional VAE (Kingma, Rezende, Mohamed & Welling 2014, model M2 with the label observed;
+Sohn, Lee & Yan 2015) is the same model with a one-hot label y appended to the inputs of both
+networks: q(z|x, y) from the encoder on [x, y], p(x|z, y) from the decoder on [z, y]; build it
+with ``n_classes=C`` and pass ``y`` to :meth:`VAE.forward`.
 
-Backward. Every objective is a weighted sum of per-sample terms; with upstream gradient g_b for
-example b (for a loss of -mean ELBO, g_b = -1/B) the per-sample weights are
-    analytic, mc:  w_bl = g_b / L
-    iwae:          w_bk = g_b * softmax_k(log w_bk)     (d log sum_k e^{a_k} / d a_k = softmax)
-and the chain rule runs backwards through the code of ``forward``:
-    log p(x|z)          -> decoder output (likelihoods.py) -> decoder MLP -> dz
-    log p(z) = sum log N(z; 0, 1)                         dz += w * beta * (-z)
-    -log q = -log p(eps) + log|det|   (eps is fixed noise: only log|det| depends on phi)
-                                                          dlog|det| = w * beta
-    z = g(eps, phi)  (transforms.py)                      -> dmu, dlog sigma (or dL)
-    analytic KL                                           dmu += -beta g mu, ... (distributions.py)
-    -> encoder MLP.
-With ``eps`` given, ``forward`` is a deterministic function of the parameters, which is what
-lets ``tests/test_vae_gradcheck.py`` compare this backward pass with finite differences.
+Backward. Every objective is a weighted sum of per-sample terms. With upstream gradient g_b for
+example b (for a loss of -mean ELBO, g_b = -1/B) the weight of sample s is
+    analytic, mc:  weights_bs = g_b / S
+    iwae:          weights_bs = g_b * softmax_s(log_weights_bs)   (d logsumexp / d a = softmax)
+and :meth:`VAE.backward` walks :meth:`VAE.forward` in reverse, line for line.
+With ``eps`` given, ``forward`` is a deterministic function of the parameters, which is what lets
+``tests/test_vae_gradcheck.py`` compare the backward pass with finite differences.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .validate import check_float_array, check_in_range, check_int, check_positive, check_rng
-from .distributions import MultivariateNormal, Normal, standard_normal_log_prob
+from .distributions import standard_normal_log_prob
 from .likelihoods import make_likelihood
 from .nn import MLP
-from .transforms import (diagonal_affine, diagonal_affine_backward, log_q_via_jacobian,
-                         tril_affine, tril_affine_backward, tril_from_params,
-                         tril_from_params_backward)
+from .posteriors import make_posterior
+from .stable import logmeanexp, softmax
+from .transforms import log_q_via_jacobian
+from .validate import (check_float_array, check_in_range, check_int, check_one_hot,
+                       check_positive, check_rng)
 
 ESTIMATORS = ("analytic", "mc", "iwae")
-POSTERIORS = ("diagonal", "full")
 
 
 class VAE:
-    """Encoder q(z|x), decoder p(x|z), prior N(0, I).
+    """Encoder q(z|x), decoder p(x|z), prior N(0, I); optionally conditioned on a label y.
 
     Parameters
     ----------
@@ -64,6 +58,7 @@ class VAE:
     activation : str
         Hidden activation of both networks.
     posterior : {"diagonal", "full"}
+        The family of q(z|x) (see :mod:`scratchvae.posteriors`).
     likelihood : {"bernoulli", "gaussian"}
     obs_scale : float or None
         Gaussian likelihood only: fixed sigma, or None for a learned sigma >= ``min_obs_scale``.
@@ -75,24 +70,29 @@ class VAE:
         r0 = log(expm1(log(init_obs_scale / sigma_min))). (With r0 = 0, sigma would start at
         2 sigma_min, far narrower than the data's residuals, and the first steps would see
         -ELBO of order 1e5 nats.)
+    n_classes : int or None
+        None for the VAE; C >= 2 for the conditional VAE with one-hot labels y of width C.
     dtype : np.float32 (speed) or np.float64 (checks)
     """
 
     def __init__(self, x_dim: int, z_dim: int, *, rng: np.random.Generator, hidden=(400,),
                  activation: str = "relu", posterior: str = "diagonal",
                  likelihood: str = "bernoulli", obs_scale: float | None = 0.1,
-                 min_obs_scale: float = 1e-2, init_obs_scale: float = 0.5, dtype=np.float32):
+                 min_obs_scale: float = 1e-2, init_obs_scale: float = 0.5,
+                 n_classes: int | None = None, dtype=np.float32):
         check_int("x_dim", x_dim, minimum=1)
         check_int("z_dim", z_dim, minimum=1)
         check_rng("rng", rng)
-        if posterior not in POSTERIORS:
-            raise ValueError(f"posterior must be one of {POSTERIORS}, got {posterior!r}")
-        self.x_dim, self.z_dim, self.posterior = x_dim, z_dim, posterior
-        self.likelihood = make_likelihood(likelihood, obs_scale, min_obs_scale)
+        if n_classes is not None:
+            check_int("n_classes", n_classes, minimum=2)
         hidden = [check_int(f"hidden[{i}]", h, minimum=1) for i, h in enumerate(hidden)]
-        n_q = 2 * z_dim if posterior == "diagonal" else 2 * z_dim + z_dim * (z_dim - 1) // 2
-        self.encoder = MLP([x_dim, *hidden, n_q], activation, rng=rng, dtype=dtype)
-        self.decoder = MLP([z_dim, *hidden[::-1], self.likelihood.out_dim(x_dim)], activation,
+        self.x_dim, self.z_dim, self.n_classes = x_dim, z_dim, n_classes
+        self.posterior = make_posterior(posterior, z_dim)
+        self.likelihood = make_likelihood(likelihood, obs_scale, min_obs_scale)
+        C = n_classes or 0                                     # label columns appended to inputs
+        self.encoder = MLP([x_dim + C, *hidden, self.posterior.n_params], activation, rng=rng,
+                           dtype=dtype)
+        self.decoder = MLP([z_dim + C, *hidden[::-1], self.likelihood.out_dim(x_dim)], activation,
                            rng=rng, dtype=dtype)
         self.dtype = self.encoder.dtype
         if self.likelihood.learned:
@@ -107,142 +107,133 @@ class VAE:
                            posterior=posterior, likelihood=likelihood, obs_scale=obs_scale,
                            min_obs_scale=min_obs_scale, init_obs_scale=init_obs_scale,
                            dtype=self.dtype.name)
+        if n_classes is not None:
+            self.config["n_classes"] = n_classes
 
     # ---------------------------------------------------------------------------------------
-    # q(z|x)
+    # q(z|x) and p(x|z) on their own
     # ---------------------------------------------------------------------------------------
-    def encode(self, x):
-        """Posterior parameters for a batch: ``(q, cache)`` where ``q`` is a ``Normal`` (loc,
-        log_scale of shape (B, Dz)) or a ``MultivariateNormal`` (loc (B, Dz), scale_tril
-        (B, Dz, Dz))."""
-        h, enc_cache = self.encoder.forward(x)                       # (B, n_q)
-        if not np.all(np.isfinite(h)):   # (B, n_q) numbers: cheap; q's own checks would blame q
+    def encode(self, x, y=None):
+        """q(z|x) (or q(z|x, y)) for a batch: ``(q, cache)``, q a distribution object with
+        ``loc`` (B, z_dim) (see :mod:`scratchvae.posteriors`)."""
+        h, enc_cache = self.encoder.forward(_with_labels(x, y))                 # (B, n_params)
+        if not np.all(np.isfinite(h)):   # (B, n_params) numbers: cheap, and names the real cause
             raise FloatingPointError("the encoder's output is not finite: the parameters have "
                                      "diverged (or x holds huge values)")
-        Dz = self.z_dim
-        if self.posterior == "diagonal":
-            return Normal(h[:, :Dz], h[:, Dz:]), (enc_cache, None)
-        with np.errstate(over="ignore", under="ignore"):
-            L, tril_cache = tril_from_params(h[:, Dz:2 * Dz], h[:, 2 * Dz:])  # (B, Dz, Dz)
-        if not np.all(np.diagonal(L, axis1=1, axis2=2) > 0) or not np.all(np.isfinite(L)):
-            raise FloatingPointError("the posterior's Cholesky factor has a diagonal that over- or "
-                                     "underflowed (exp of the encoder's log_diag): the parameters "
-                                     "have diverged")
-        return MultivariateNormal(h[:, :Dz], L), (enc_cache, tril_cache)
+        q, q_cache = self.posterior.encode(h)
+        return q, (enc_cache, q_cache)
 
-    def _encode_backward(self, dloc, dq2, cache):
-        """Encoder gradients from dloc (B, Dz) and dlog_scale (B, Dz) or dscale_tril (B, Dz, Dz)."""
-        enc_cache, tril_cache = cache
-        if self.posterior == "diagonal":
-            dh = np.concatenate([dloc, dq2], axis=1)
-        else:
-            g = tril_from_params_backward(dq2, tril_cache)
-            dh = np.concatenate([dloc, g["log_diag"], g["offdiag"]], axis=1)
-        _, grads = self.encoder.backward(dh, enc_cache, need_dx=False)
-        return grads
+    def decode(self, z, y=None):
+        """Decoder output for latents z (N, z_dim): the likelihood's parameters (logits or loc)."""
+        check_float_array("z", z, ndim=2, shape=(None, self.z_dim), dtype=self.dtype)
+        self.check_labels("y", y, len(z))
+        return self.decoder.forward(_with_labels(z, y))[0]
 
     # ---------------------------------------------------------------------------------------
     # The objective: forward
     # ---------------------------------------------------------------------------------------
-    def forward(self, x, eps, estimator: str = "analytic", beta: float = 1.0, check: bool = True):
+    def forward(self, x, eps, estimator: str = "analytic", beta: float = 1.0, *, y=None,
+                check: bool = True):
         """Per-example objective (ELBO or IWAE bound) and a cache for :meth:`backward`.
 
         Parameters
         ----------
         x : ndarray (B, x_dim), the model's dtype
-        eps : ndarray (B, L, z_dim), the model's dtype
-            Standard normal noise; L samples per example (K for "iwae").
+        eps : ndarray (B, S, z_dim), the model's dtype
+            Standard normal noise; S samples per example.
         estimator : {"analytic", "mc", "iwae"}
         beta : float in [0, 1]
             KL warm-up weight (must be 1 for "iwae").
+        y : ndarray (B, n_classes) or None
+            One-hot labels, for a model built with ``n_classes`` (see
+            :func:`scratchvae.data.one_hot`).
         check : bool
-            Validate ``x`` and ``eps`` (the trainer validates its data once and passes False).
+            Validate the inputs (the trainer validates its data once and passes False).
 
         Returns
         -------
         objective : ndarray (B,)
         cache : dict
-            What backward needs; also ``z`` (B, L, Dz) and, for "mc" and "iwae", ``log_w``
-            (B, L) = log p(x|z_l) + log p(z_l) - log q(z_l|x), the per-sample ELBO terms.
+            What backward needs; also ``z`` (B, S, z_dim), the samples, and for "mc" and "iwae"
+            ``log_q`` (B, S) = log q(z_s|x) and ``log_weights`` (B, S) =
+            log p(x|z_s) + log p(z_s) - log q(z_s|x).
         stats : dict of (B,) arrays: ``rec`` (mean log p(x|z)), ``kl`` (analytic KL(q||p)).
         """
         if check:
-            self._check_inputs(x, eps, estimator, beta)
-        B, L, Dz = eps.shape
-        q, q_cache = self.encode(x)
-        loc_r = np.repeat(q.loc[:, None, :], L, axis=1)                        # (B, L, Dz)
-        if self.posterior == "diagonal":
-            log_scale_r = np.repeat(q.log_scale[:, None, :], L, axis=1)        # (B, L, Dz)
-            z, log_abs_det, t_cache = diagonal_affine(eps, loc_r, log_scale_r)
-        else:
-            L_r = np.repeat(q.scale_tril[:, None], L, axis=1)                  # (B, L, Dz, Dz)
-            z, log_abs_det, t_cache = tril_affine(eps, loc_r, L_r)             # (B, L, Dz), (B, L)
-        out, dec_cache = self.decoder.forward(z.reshape(B * L, Dz))            # (B*L, P)
-        log_px, lik_cache = self.likelihood.log_prob(x, out.reshape(B, L, -1))  # (B, L)
-        kl = q.kl_to_standard_normal()
-        kl = kl.sum(-1) if self.posterior == "diagonal" else kl                # (B,)
-        rec = log_px.mean(axis=1)                                              # (B,)
-        log_w = None
+            self._check_inputs(x, eps, estimator, beta, y)
+        B, S, Dz = eps.shape
+        dt = x.dtype.type
+        q, q_cache = self.encode(x, y)                                          # q(z|x)
+        z, log_det, z_cache = self.posterior.rsample(q, eps)                    # (B, S, Dz), (B, S)
+        zy = _with_labels(z.reshape(B * S, Dz), _repeat_rows(y, S))             # (B*S, Dz [+ C])
+        out, dec_cache = self.decoder.forward(zy)                               # (B*S, P)
+        log_px, lik_cache = self.likelihood.log_prob(x, out.reshape(B, S, -1))  # (B, S)
+        rec = log_px.mean(axis=1)                                               # (B,)
+        kl = self.posterior.kl_to_prior(q)                                      # (B,)
+        log_q = log_weights = None
         if estimator == "analytic":
-            objective = rec - x.dtype.type(beta) * kl
+            objective = rec - dt(beta) * kl                                     # (B,)
         else:
-            log_pz = standard_normal_log_prob(z).sum(-1)                       # (B, L)
-            log_qz = log_q_via_jacobian(eps, log_abs_det)                      # (B, L)
-            log_w = log_px + log_pz - log_qz                                   # (B, L)
+            log_pz = standard_normal_log_prob(z).sum(-1)                        # (B, S)
+            log_q = log_q_via_jacobian(eps, log_det)                            # (B, S)
+            log_weights = log_px + log_pz - log_q                               # (B, S)
             if estimator == "mc":
-                objective = rec + x.dtype.type(beta) * (log_pz - log_qz).mean(axis=1)
+                objective = rec + dt(beta) * (log_pz - log_q).mean(axis=1)      # (B,)
             else:
-                objective = _logmeanexp(log_w)
-        cache = dict(estimator=estimator, beta=beta, q=q, q_cache=q_cache, z=z, t_cache=t_cache,
-                     dec_cache=dec_cache, lik_cache=lik_cache, log_w=log_w, n_samples=L)
+                objective = logmeanexp(log_weights)                             # (B,)
+        cache = dict(estimator=estimator, beta=beta, n_samples=S, q=q, q_cache=q_cache, z=z,
+                     z_cache=z_cache, dec_cache=dec_cache, lik_cache=lik_cache, log_q=log_q,
+                     log_weights=log_weights, with_labels=y is not None)
         return objective, cache, {"rec": rec, "kl": kl}
 
     # ---------------------------------------------------------------------------------------
-    # The objective: backward
+    # The objective: backward (the lines of forward, bottom to top)
     # ---------------------------------------------------------------------------------------
     def backward(self, dobjective, cache):
-        """Gradients of sum_b objective_b * dobjective_b for every parameter (keys of params)."""
+        """Gradients of sum_b objective_b * dobjective_b for every parameter (keys of params).
+
+        ``dobjective`` (B,), the model's dtype; for a loss of -mean objective it is -1/B.
+        """
         c = cache
-        estimator, beta, q, z, log_w, L = (c["estimator"], c["beta"], c["q"], c["z"], c["log_w"],
-                                           c["n_samples"])
+        estimator, beta, S, q, z = c["estimator"], c["beta"], c["n_samples"], c["q"], c["z"]
         B, _, Dz = z.shape
         check_float_array("dobjective", dobjective, shape=(B,), dtype=self.dtype)
         dt = z.dtype.type
+        # objective -> per-sample weights of log p(x|z_s) (and of log p(z_s) - log q(z_s|x))
         if estimator == "iwae":
-            w = dobjective[:, None] * _softmax(log_w)                # (B, K) normalized weights
-            b = dt(1)
+            weights = dobjective[:, None] * softmax(c["log_weights"])         # (B, S)
+            prior_weights = weights                                           # beta = 1
         else:
-            w = np.repeat(dobjective[:, None] / dt(L), L, axis=1)   # (B, L)
-            b = dt(beta)
-        dout = self.likelihood.backward(w, c["lik_cache"])                # (B, L, P)
-        dz, dec_grads = self.decoder.backward(dout.reshape(B * L, -1), c["dec_cache"])
-        dz = dz.reshape(B, L, Dz)
-        dlog_abs_det = None
+            weights = np.repeat(dobjective[:, None] / dt(S), S, axis=1)      # (B, S)
+            prior_weights = dt(beta) * weights
+        # log p(x|z) -> decoder -> dz
+        dout = self.likelihood.backward(weights, c["lik_cache"])             # (B, S, P)
+        dzy, dec_grads = self.decoder.backward(dout.reshape(B * S, -1), c["dec_cache"])
+        dz = np.ascontiguousarray(dzy[:, :Dz]).reshape(B, S, Dz) if c["with_labels"] \
+            else dzy.reshape(B, S, Dz)                                       # labels: no gradient
+        # log p(z) - log q(z|x) = log p(z) - log p(eps) + log|det dz/deps|
+        dlog_det = None
         if estimator != "analytic":
-            dz = dz - (b * w)[..., None] * z                          # log p(z): d/dz = -z
-            dlog_abs_det = b * w                                      # -log q = ... + log|det|
-        if self.posterior == "diagonal":
-            g = diagonal_affine_backward(dz, dlog_abs_det, c["t_cache"])
-            dq2 = g["log_scale"].sum(axis=1)                         # (B, Dz)
-        else:
-            g = tril_affine_backward(dz, dlog_abs_det, c["t_cache"])
-            dq2 = g["scale_tril"].sum(axis=1)                        # (B, Dz, Dz)
-        dloc = g["loc"].sum(axis=1)                                  # (B, Dz)
-        if estimator == "analytic":                                  # - beta * KL(q || p)
-            gkl = q.kl_to_standard_normal_grads()
-            coef = -dt(beta) * dobjective
-            dloc = dloc + coef[:, None] * gkl["loc"]
-            if self.posterior == "diagonal":
-                dq2 = dq2 + coef[:, None] * gkl["log_scale"]
-            else:
-                dq2 = dq2 + coef[:, None, None] * gkl["scale_tril"]
-        enc_grads = self._encode_backward(dloc, dq2, c["q_cache"])
+            dz = dz - prior_weights[..., None] * z                           # d log N(z; 0, I)/dz = -z
+            dlog_det = prior_weights                                         # (B, S)
+        # z = g(eps, q) -> dq
+        dq = self.posterior.rsample_backward(dz, dlog_det, c["z_cache"])
+        # - beta KL(q || p)
+        if estimator == "analytic":
+            dkl = self.posterior.kl_to_prior_backward(-dt(beta) * dobjective, q)
+            dq = {k: dq[k] + dkl[k] for k in dq}
+        # q <- encoder
+        dh = self.posterior.encode_backward(dq, c["q_cache"][1])             # (B, n_params)
+        _, enc_grads = self.encoder.backward(dh, c["q_cache"][0], need_dx=False)
         return {**{"enc." + k: v for k, v in enc_grads.items()},
                 **{"dec." + k: v for k, v in dec_grads.items()}}
 
-    def loss_and_grads(self, x, eps, estimator="analytic", beta=1.0, check=True):
-        """Loss = -mean_b objective_b, its gradients, and batch-mean statistics (floats)."""
-        objective, cache, stats = self.forward(x, eps, estimator, beta, check)
+    def loss_and_grads(self, x, eps, estimator="analytic", beta=1.0, *, y=None, check=True):
+        """Loss = -mean_b objective_b, its gradients, and batch-mean statistics (floats).
+
+        Raises FloatingPointError when the objective is not finite (diverged parameters).
+        """
+        objective, cache, stats = self.forward(x, eps, estimator, beta, y=y, check=check)
         if not np.all(np.isfinite(objective)):   # B numbers: cheap, and backward would fail less clearly
             raise FloatingPointError(f"the {estimator} objective is not finite for "
                                      f"{int(np.sum(~np.isfinite(objective)))} of {len(objective)} "
@@ -254,35 +245,46 @@ class VAE:
         return -means["objective"], grads, means
 
     # ---------------------------------------------------------------------------------------
-    # p(x|z)
+    # Input checks (at the door)
     # ---------------------------------------------------------------------------------------
-    def decode(self, z):
-        """Decoder output for latents z (N, Dz): the likelihood's parameters (logits or loc...)."""
-        check_float_array("z", z, ndim=2, shape=(None, self.z_dim), dtype=self.dtype)
-        return self.decoder.forward(z)[0]
+    def check_data(self, name, x, *, labels=None):
+        """Validate data for this model: (N, x_dim) of its dtype, binary for a Bernoulli
+        likelihood, and one-hot ``labels`` (N, n_classes) exactly when the model has classes."""
+        check_float_array(name, x, ndim=2, shape=(None, self.x_dim), dtype=self.dtype)
+        if self.likelihood.name == "bernoulli" and not np.all((x == 0) | (x == 1)):
+            raise ValueError(f"{name} must be binary (0/1) for a Bernoulli likelihood; binarize it "
+                             f"first (scratchvae.data) or use likelihood='gaussian'")
+        self.check_labels("y", labels, len(x))
 
-    def _check_inputs(self, x, eps, estimator, beta):
-        if estimator not in ESTIMATORS:
+    def check_labels(self, name, y, n):
+        """Require one-hot ``y`` (n, n_classes) for a conditional VAE and None otherwise."""
+        if self.n_classes is None:
+            if y is not None:
+                raise ValueError(f"{name} was given, but this model has no labels (build it with "
+                                 f"n_classes=C for a conditional VAE)")
+            return
+        if y is None:
+            raise ValueError(f"{name} is required: this is a conditional VAE with n_classes="
+                             f"{self.n_classes} (one-hot rows, see scratchvae.data.one_hot)")
+        check_one_hot(name, y, n, self.n_classes, dtype=self.dtype)
+
+    def _check_inputs(self, x, eps, estimator, beta, y):
+        if not isinstance(estimator, str) or estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
         check_in_range("beta", beta, 0.0, 1.0)
         if estimator == "iwae" and beta != 1.0:
             raise ValueError(f"beta must be 1 for the iwae bound (warm-up applies to ELBOs), got {beta}")
-        check_float_array("x", x, ndim=2, shape=(None, self.x_dim), dtype=self.dtype)
-        check_float_array("eps", eps, ndim=3, shape=(x.shape[0], None, self.z_dim), dtype=self.dtype)
+        check_float_array("eps", eps, ndim=3, shape=(len(x), None, self.z_dim), dtype=self.dtype)
         if eps.shape[1] < 1:
             raise ValueError(f"eps must hold at least one sample per example, got shape {eps.shape}")
-        if self.likelihood.name == "bernoulli" and not np.all((x == 0) | (x == 1)):
-            raise ValueError("x must be binary (0/1) for a Bernoulli likelihood; binarize it first "
-                             "(scratchvae.data) or use likelihood='gaussian'")
+        self.check_data("x", x, labels=y)
 
 
-def _logmeanexp(a):
-    """log (1/K) sum_k exp(a_k) over the last axis, with the max shifted out (no overflow)."""
-    m = a.max(axis=-1, keepdims=True)
-    return (m + np.log(np.exp(a - m).mean(axis=-1, keepdims=True)))[..., 0]
+def _with_labels(a, y):
+    """[a, y] along the feature axis, or ``a`` itself when there are no labels."""
+    return a if y is None else np.concatenate([a, y], axis=1)
 
 
-def _softmax(a):
-    """exp(a_k - logsumexp(a)) over the last axis, max-shifted."""
-    e = np.exp(a - a.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+def _repeat_rows(y, n_samples):
+    """Each label row repeated for the S samples of its example: (B, C) -> (B*S, C)."""
+    return None if y is None else np.repeat(y, n_samples, axis=0)

@@ -112,3 +112,15 @@ def check_int(name: str, value, *, minimum: int | None = None) -> int:
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
+
+
+def check_one_hot(name: str, y, n: int | None, n_classes: int, *, dtype=None) -> np.ndarray:
+    """Require one-hot rows: (n, n_classes) floats, each row one 1 and zeros elsewhere."""
+    check_float_array(name, y, ndim=2, shape=(n, n_classes), dtype=dtype)
+    bad = ~(np.all((y == 0) | (y == 1), axis=1) & (y.sum(axis=1) == 1))
+    if np.any(bad):
+        b = int(np.argmax(bad))
+        raise ValueError(f"{name} must be one-hot (one 1 and zeros elsewhere in each row); row {b} "
+                         f"is {np.array2string(y[b], precision=3)}. Build it with "
+                         f"scratchvae.data.one_hot(labels, {n_classes})")
+    return y

@@ -1,11 +1,15 @@
-"""The conditional VAE (scratchvae.cvae): whole-model gradient checks in float64 with a negative
+"""The conditional VAE (scratchvae.vae.VAE with n_classes): whole-model gradient checks in float64 with a negative
 control, an independent oracle for the ELBO (a Python loop over examples and samples, with
 scipy.stats densities), generation, and the errors raised at the boundary."""
 import numpy as np
 import pytest
 from scipy import stats
 
-from scratchvae.cvae import CVAE, elbo, fit, one_hot
+from scratchvae.data import one_hot
+from scratchvae.evaluate import elbo
+from scratchvae.generate import sample_prior
+from scratchvae.train import TrainConfig, train
+from scratchvae.vae import VAE
 from scratchvae.gradcheck import check_gradients
 
 TOL_MODEL = 1e-6
@@ -18,7 +22,7 @@ LABELS = np.array([0, 3, 1])          # three examples, classes 0, 3, 1 of C = 4
 def _model_and_data(lik, seed=0, B=3, L=2):
     """A float64 CVAE (x 6, z 3, C 4, hidden 5, tanh) with non-trivial weights and biases."""
     rng = np.random.default_rng(seed)
-    cvae = CVAE(6, 3, 4, rng=rng, hidden=(5,), activation="tanh", dtype=np.float64,
+    cvae = VAE(6, 3, n_classes=4, rng=rng, hidden=(5,), activation="tanh", dtype=np.float64,
                 **LIKELIHOODS[lik])
     for k, p in cvae.params.items():
         p[...] = rng.standard_normal(p.shape) * (0.4 if k.endswith(".b") else 0.5)
@@ -31,7 +35,7 @@ def _model_and_data(lik, seed=0, B=3, L=2):
 def _assert_not_saturated(cvae, x, y, eps):
     """tanh units near +-1 have derivatives ~1e-12 that a relative error cannot judge: the
     fixture keeps every hidden unit where tanh' > 2e-3."""
-    q, enc_cache = cvae.encode(x, y)
+    q, (enc_cache, _) = cvae.encode(x, y)
     z = q.loc[:, None] + np.exp(q.log_scale)[:, None] * eps
     zy = np.concatenate([z, np.repeat(y[:, None], eps.shape[1], 1)], 2).reshape(-1, 7)
     _, dec_cache = cvae.decoder.forward(zy)
@@ -43,8 +47,8 @@ def _assert_not_saturated(cvae, x, y, eps):
 def test_whole_model_gradients(lik, beta):
     cvae, x, y, eps, rng = _model_and_data(lik, seed=2)   # seed 2: no unit saturated (0, 3, 4 have)
     _assert_not_saturated(cvae, x, y, eps)
-    _, cache, _ = cvae.forward(x, y, eps, beta)
-    report = check_gradients(lambda: cvae.forward(x, y, eps, beta)[0],
+    _, cache, _ = cvae.forward(x, eps, "analytic", beta, y=y)
+    report = check_gradients(lambda: cvae.forward(x, eps, "analytic", beta, y=y)[0],
                              lambda d: cvae.backward(d, cache), cvae.params, rng=rng)
     assert report.ok(TOL_MODEL), f"\n{report}"
     assert set(report.max_rel_error) == set(cvae.params)
@@ -54,8 +58,8 @@ def test_negative_control_backward_with_other_labels_fails():
     """A CVAE-specific bug: backward sees the decoder run with other labels than forward (e.g.
     a shuffled label batch). The same check that passes above must fail, and by a wide margin."""
     cvae, x, y, eps, rng = _model_and_data("bernoulli", seed=1)
-    _, cache_other, _ = cvae.forward(x, y[[1, 2, 0]], eps)
-    report = check_gradients(lambda: cvae.forward(x, y, eps)[0],
+    _, cache_other, _ = cvae.forward(x, eps, y=y[[1, 2, 0]])
+    report = check_gradients(lambda: cvae.forward(x, eps, y=y)[0],
                              lambda d: cvae.backward(d, cache_other), cvae.params, rng=rng)
     assert not report.ok(TOL_MODEL)
     assert report.overall > 1e-3
@@ -65,8 +69,8 @@ def test_negative_control_missing_kl_fails_only_in_the_encoder():
     """Dropping the KL path of the backward (beta = 0 in the cache) leaves the decoder right and
     the encoder wrong; the check must see exactly that."""
     cvae, x, y, eps, _ = _model_and_data("gaussian-fixed", seed=2)
-    _, cache_no_kl, _ = cvae.forward(x, y, eps, 0.0)
-    bad = check_gradients(lambda: cvae.forward(x, y, eps)[0], lambda d: cvae.backward(d, cache_no_kl),
+    _, cache_no_kl, _ = cvae.forward(x, eps, "analytic", 0.0, y=y)
+    bad = check_gradients(lambda: cvae.forward(x, eps, y=y)[0], lambda d: cvae.backward(d, cache_no_kl),
                           cvae.params, rng=np.random.default_rng(0))
     assert bad.max_rel_error["enc.1.W"] > 1e-3
     assert bad.max_rel_error["dec.1.W"] < TOL_MODEL
@@ -78,7 +82,7 @@ def test_elbo_matches_a_loop_with_scipy_densities():
     KL = -H(q) + E_q[-log N(z; 0, I)] = -H(q) + sum_j (mu_j^2 + sigma_j^2 + log 2 pi) / 2
     with H(q) from scipy.stats.norm.entropy. Catches misaligned repeats of y across samples."""
     cvae, x, y, eps, _ = _model_and_data("bernoulli", seed=3, L=4)
-    objective, _, st = cvae.forward(x, y, eps)
+    objective, _, st = cvae.forward(x, eps, y=y)
     for b in range(len(x)):
         q, _ = cvae.encode(x[b:b + 1], y[b:b + 1])
         mu, sigma = q.loc[0], np.exp(q.log_scale[0])
@@ -95,41 +99,41 @@ def test_elbo_matches_a_loop_with_scipy_densities():
 
 def test_float32_stays_float32_and_generate_uses_the_class():
     rng = np.random.default_rng(4)
-    cvae = CVAE(6, 2, 3, rng=rng, hidden=(8,))
+    cvae = VAE(6, 2, n_classes=3, rng=rng, hidden=(8,))
     x = (rng.random((5, 6)) < 0.5).astype(np.float32)
     y = one_hot(np.array([0, 1, 2, 0, 1]), 3)
-    obj, cache, _ = cvae.forward(x, y, rng.standard_normal((5, 2, 2), dtype=np.float32))
+    obj, cache, _ = cvae.forward(x, rng.standard_normal((5, 2, 2), dtype=np.float32), y=y)
     grads = cvae.backward(np.ones(5, dtype=np.float32), cache)
     assert obj.dtype == np.float32 and all(g.dtype == np.float32 for g in grads.values())
     for p in cvae.params.values():                  # non-zero biases so that y matters everywhere
         p += rng.standard_normal(p.shape).astype(np.float32)
-    a = cvae.generate(one_hot(np.zeros(4, np.int64), 3), np.random.default_rng(7))
-    b = cvae.generate(one_hot(np.zeros(4, np.int64), 3), np.random.default_rng(7))
-    c = cvae.generate(one_hot(np.full(4, 2), 3), np.random.default_rng(7))   # same z, other class
+    a = sample_prior(cvae, 4, y=one_hot(np.zeros(4, np.int64), 3), rng=np.random.default_rng(7))
+    b = sample_prior(cvae, 4, y=one_hot(np.zeros(4, np.int64), 3), rng=np.random.default_rng(7))
+    c = sample_prior(cvae, 4, y=one_hot(np.full(4, 2), 3), rng=np.random.default_rng(7))   # same z, other class
     assert a.shape == (4, 6) and a.dtype == np.float32 and np.all((a > 0) & (a < 1))
     np.testing.assert_array_equal(a, b)
     assert np.abs(a - c).max() > 1e-2
-    s = cvae.generate(one_hot(np.zeros(4, np.int64), 3), np.random.default_rng(7), mean=False)
+    s = sample_prior(cvae, 4, y=one_hot(np.zeros(4, np.int64), 3), rng=np.random.default_rng(7), mean=False)
     assert set(np.unique(s)) <= {0.0, 1.0}
 
 
-def test_fit_lowers_the_loss():
+def test_the_one_trainer_trains_the_conditional_vae():
     rng = np.random.default_rng(5)
     labels = rng.integers(0, 3, 120)
     x = (rng.random((120, 10)) < np.linspace(0.1, 0.9, 10)[None] ** (labels[:, None] + 1)).astype(np.float32)
-    cvae = CVAE(10, 2, 3, rng=rng, hidden=(16,))
-    hist = fit(cvae, x, one_hot(labels, 3), rng=rng, epochs=15, batch_size=20, lr=1e-2,
-               warmup_epochs=2, log=None)
+    cvae = VAE(10, 2, n_classes=3, rng=rng, hidden=(16,))
+    hist = train(cvae, x, None, TrainConfig(epochs=15, batch_size=20, lr=1e-2, warmup_epochs=2,
+                                            seed=5), y_train=one_hot(labels, 3), log=None)
     assert hist[0]["beta"] < 1 and hist[-1]["beta"] == 1.0
-    assert hist[-1]["loss"] < hist[0]["loss"] - 0.5, [h["loss"] for h in hist]
-    e = elbo(cvae, x, one_hot(labels, 3), rng=np.random.default_rng(0))
+    assert hist[-1]["train_loss"] < hist[0]["train_loss"] - 0.5, [h["train_loss"] for h in hist]
+    e = elbo(cvae, x, y=one_hot(labels, 3), rng=np.random.default_rng(0))
     assert e["elbo"].shape == (120,) and np.allclose(e["elbo"], e["rec"] - e["kl"], atol=1e-4)
 
 
 # ------------------------------------------------------------------------------ bad inputs
 def _f32_model():
     rng = np.random.default_rng(6)
-    cvae = CVAE(4, 2, 3, rng=rng, hidden=(5,))
+    cvae = VAE(4, 2, n_classes=3, rng=rng, hidden=(5,))
     x = np.array([[0, 1, 1, 0], [1, 0, 0, 1]], dtype=np.float32)
     eps = np.zeros((2, 1, 2), dtype=np.float32)
     return cvae, x, one_hot(np.array([2, 0]), 3), eps
@@ -146,27 +150,31 @@ def _f32_model():
 def test_y_not_one_hot_or_wrong_shape_raises_value_error(y_bad, match):
     cvae, x, _, eps = _f32_model()
     with pytest.raises(ValueError, match=match):
-        cvae.forward(x, y_bad, eps)
+        cvae.forward(x, eps, y=y_bad)
 
 
 def test_wrong_types_and_shapes_raise():
     cvae, x, y, eps = _f32_model()
     with pytest.raises(TypeError, match="y must have dtype float32"):
-        cvae.forward(x, y.astype(np.float64), eps)
+        cvae.forward(x, eps, y=y.astype(np.float64))
     with pytest.raises(TypeError, match="y must have dtype float32 or float64"):
-        cvae.forward(x, np.array([[0, 0, 1], [1, 0, 0]]), eps)
+        cvae.forward(x, eps, y=np.array([[0, 0, 1], [1, 0, 0]]))
     with pytest.raises(ValueError, match=r"x must have shape \(\?, 4\)"):
-        cvae.forward(x[:, :3], y, eps)
+        cvae.forward(x[:, :3], eps, y=y)
     with pytest.raises(ValueError, match=r"eps must have shape \(2, \?, 2\)"):
-        cvae.forward(x, y, eps[:, :, :1])
+        cvae.forward(x, eps[:, :, :1], y=y)
     with pytest.raises(ValueError, match="binary"):
-        cvae.forward(x * np.float32(0.5), y, eps)
+        cvae.forward(x * np.float32(0.5), eps, y=y)
     with pytest.raises(ValueError, match="beta must lie in"):
-        cvae.forward(x, y, eps, beta=1.5)
+        cvae.forward(x, eps, beta=1.5, y=y)
     with pytest.raises(ValueError, match=r"z must have shape \(\?, 2\)"):
         cvae.decode(np.zeros((2, 3), np.float32), y)
     with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
-        cvae.generate(y, 0)
+        sample_prior(cvae, 2, y=y, rng=0)
+    with pytest.raises(ValueError, match="y is required"):
+        cvae.forward(x, eps)
+    with pytest.raises(ValueError, match="labels of x_train is required"):
+        train(cvae, x, None, TrainConfig(epochs=1), log=None)
 
 
 def test_one_hot_checks_its_labels():

@@ -27,7 +27,7 @@ def test_log_q_and_log_p_against_scipy_end_to_end(posterior):
     eps = np.random.default_rng(2).standard_normal((4, 3, 3))
     obj, cache, _ = vae.forward(x, eps, "iwae")
     q, _ = vae.encode(x)
-    log_w, z = cache["log_w"], cache["z"]                 # (B, K), (B, K, Dz)
+    log_w, z = cache["log_weights"], cache["z"]                 # (B, K), (B, K, Dz)
     for b in range(4):
         cov = (np.diag(np.exp(2 * q.log_scale[b])) if posterior == "diagonal"
                else q.scale_tril[b] @ q.scale_tril[b].T)
@@ -109,7 +109,7 @@ def test_estimators_agree_in_expectation(posterior):
     z = cache["z"]                                                         # (B, S, Dz)
     out = vae.decode(z.reshape(-1, 3)).reshape(3, 20000, -1)
     log_px, _ = vae.likelihood.log_prob(x, out)                            # (B, S) per draw
-    kl_terms = log_px - cache["log_w"]                                     # log q - log p(z), (B, S)
+    kl_terms = log_px - cache["log_weights"]                                     # log q - log p(z), (B, S)
     se = kl_terms.std(axis=1) / np.sqrt(eps.shape[1])
     np.testing.assert_allclose(analytic - mc, kl_terms.mean(axis=1) - st["kl"], atol=1e-9)
     assert np.all(np.abs(kl_terms.mean(axis=1) - st["kl"]) < 5 * se), (kl_terms.mean(1), st["kl"], se)

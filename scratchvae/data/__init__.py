@@ -84,6 +84,23 @@ def _check_unit(name: str, x) -> np.ndarray:
     return x
 
 
+def one_hot(labels, n_classes: int, dtype=np.float32) -> np.ndarray:
+    """Rows e_{labels[b]} of the C x C identity: integer labels (N,) -> (N, n_classes) floats.
+
+    The label input of a conditional VAE (``VAE(..., n_classes=C)``).
+    """
+    check_int("n_classes", n_classes, minimum=1)
+    if not isinstance(labels, np.ndarray) or labels.dtype.kind not in "iu":
+        raise TypeError(f"labels must be an integer numpy.ndarray, got "
+                        f"{getattr(labels, 'dtype', type(labels).__name__)}")
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be 1-dimensional, got shape {labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(f"labels must lie in [0, {n_classes - 1}], got values in "
+                         f"[{labels.min()}, {labels.max()}]")
+    return np.eye(n_classes, dtype=dtype)[labels]
+
+
 def binarize(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Dynamic binarization: a fresh Bernoulli draw ``x_b ~ Bern(x)``; call it per minibatch.
 

@@ -17,9 +17,9 @@ from .estimators import (METHODS, EstimatorStats, baseline_values, check_baselin
 
 # ------------------------------------------------------------------------------ the VAE encoder
 def _check_vae_inputs(vae, x, eps):
-    if vae.posterior != "diagonal":
+    if vae.posterior.name != "diagonal":
         raise ValueError(f"the encoder-gradient comparison needs a diagonal posterior, got "
-                         f"posterior={vae.posterior!r}")
+                         f"posterior={vae.posterior.name!r}")
     check_float_array("x", x, ndim=2, shape=(None, vae.x_dim), dtype=vae.dtype)
     check_float_array("eps", eps, ndim=3, shape=(x.shape[0], None, vae.z_dim), dtype=vae.dtype)
 
@@ -53,7 +53,7 @@ def vae_encoder_grads(vae, x, eps, method: str = "reparam", baseline=None):
     score: f_bs = log p(x_b, z_bs) - log q(z_bs|x_b) at the current phi, held fixed;
     w_bs = (f_bs - b_bs) / (B S); dloc_b = sum_s w_bs r_bs / sigma_b, dlog_scale_b =
     sum_s w_bs (r_bs^2 - 1) with r = (z - mu) / sigma; then the encoder MLP's backward of
-    concat(dloc, dlog_scale), exactly as ``VAE._encode_backward`` concatenates them. The term
+    concat(dloc, dlog_scale), exactly as ``DiagonalGaussian.encode_backward`` concatenates them. The term
     E_q[-grad_phi log q] = 0 of the integrand's own phi-dependence is left out (it is zero in
     expectation).
     """
