@@ -18,6 +18,8 @@ import pytest
 from scratchvae import cli
 from scratchvae.cli import vae as cli_vae
 
+pytestmark = pytest.mark.slow   # end-to-end: the maths lane is pytest -m "not slow"
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--n-train", "300", "--n-valid", "100", "--n-test", "100", "--hidden", "32",
         "--z-dim", "4", "--batch-size", "50"]

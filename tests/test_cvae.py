@@ -197,6 +197,7 @@ print("RESULT " + json.dumps({{k: res[k] for k in ("per_class", "accuracy_genera
 """
 
 
+@pytest.mark.slow
 def test_demo_generates_recognizable_classes(tmp_path):
     """demos/conditional_vae.py with smaller settings (3000 digits, 15 epochs; ~6 s): a linear
     classifier trained on real digits recognizes the generated images as their class far above

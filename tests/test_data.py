@@ -342,6 +342,7 @@ def test_load_dataset_embedded_and_refusals(tmp_path):
 # ----------------------------------------------------------------------------- shared benchmark data
 @pytest.mark.skipif(not SHARED_NPZ.is_file(),
                     reason=f"benchmark data {SHARED_NPZ} absent (only the development checkout has it)")
+@pytest.mark.slow
 def test_shared_binarized_mnist():
     digest = hashlib.sha256(SHARED_NPZ.read_bytes()).hexdigest()
     assert digest == SHARED_SHA256, f"sha256 of {SHARED_NPZ} is {digest}"

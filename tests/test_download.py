@@ -14,6 +14,8 @@ import pytest
 from scratchvae.data import download
 from scratchvae.data.download import DATASETS, KNOWN_FILES, fetch, fetch_known, sha256_of
 
+pytestmark = pytest.mark.slow   # end-to-end: the maths lane is pytest -m "not slow"
+
 BODY = bytes(range(256)) * 400                      # 102400 bytes: several read chunks
 DIGEST = hashlib.sha256(BODY).hexdigest()
 WRONG = "0" * 64

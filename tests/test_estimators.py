@@ -279,6 +279,7 @@ def test_elbo_full_gaussian_is_zero_when_q_is_the_target():
 
 
 # --------------------------------------------------------------------------- the demo
+@pytest.mark.slow
 def test_demo_gradient_estimators_claims(tmp_path):
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "demos"))
     import gradient_estimators as demo

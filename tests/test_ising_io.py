@@ -179,6 +179,7 @@ def test_cli_runs_and_reports_errors(tmp_path, capsys):
     assert "clean must have dtype float32 or float64, got int64" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_demo_writes_its_figures(tmp_path):
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "demos", "ising_denoise.py"),
                            "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
@@ -188,6 +189,7 @@ def test_demo_writes_its_figures(tmp_path):
     assert "mean field  error" in proc.stdout
 
 
+@pytest.mark.slow
 def test_bench_runs_small(tmp_path):
     out = tmp_path / "ising.json"
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "bench_ising.py"), "--size",

@@ -35,7 +35,7 @@ def alternating(tmp_path_factory):
                                               plot=True)
 
 
-# ---------------------------------------------------------------------- item 2: exact evidence
+# ------------------------------------------------------------------------------ exact evidence
 def test_gap_equals_posterior_kl_to_machine_precision(evidence):
     assert evidence["identity_max_rel_dev"] <= 1e-10
     assert Path(evidence["figure"]).stat().st_size > 10_000
@@ -67,7 +67,7 @@ def test_iwae_gap_shrinks_with_k(evidence):
     assert prior["gap"][-1] < prior["gap"][0] / 100 and np.isfinite(prior["chi2"])
 
 
-# ------------------------------------------------------------------- item 3: joint likelihood
+# ---------------------------------------------------------------------------- joint likelihood
 @pytest.mark.parametrize("q", ["diagonal q", "full q"])
 def test_expected_log_joint_over_x_eps_is_elbo_minus_entropy_of_eps(joint, q):
     r = joint["q"][q]
@@ -82,7 +82,7 @@ def test_expected_log_joint_over_x_eps_is_elbo_minus_entropy_of_eps(joint, q):
     assert abs(joint["entropy_eps"] - (1 + np.log(2 * np.pi))) < 1e-14   # k = 2
 
 
-# ---------------------------------------------------------------- item 4: alternating vs joint
+# ------------------------------------------------------------------------- alternating vs joint
 def test_phi_steps_tighten_the_bound_while_log_evidence_stalls(alternating):
     alt, jnt = alternating["alternating"], alternating["joint"]
     assert alt["phi_only_steps"] > 0 and alt["max_phi_step_dlogpx"] == 0.0   # log p(x) ignores phi

@@ -1,4 +1,4 @@
-"""Lab item 7 (demos/toy_vae.py): the toy 2-D VAE collapses when its decoder starts broad, and KL
+"""The toy VAE (demos/toy_vae.py): the toy 2-D VAE collapses when its decoder starts broad, and KL
 warm-up cures it. The demo's claims are asserted on its own output, with small settings (2 seeds,
 100 epochs, about 6 s) and margins set well inside what was measured (numbers in the comments)."""
 import importlib.util
@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from scratchvae.vae import VAE
+
+pytestmark = pytest.mark.slow   # end-to-end: the maths lane is pytest -m "not slow"
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

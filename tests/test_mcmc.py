@@ -131,6 +131,7 @@ def test_banana_grid_evidence_matches_dblquad():
 
 
 # --------------------------------------------------------------------------- the demo
+@pytest.mark.slow
 def test_demo_mcmc_vs_vi_claims(tmp_path):
     """Fast settings (6000 MH steps, 600 VI steps): acceptance falls with the scale; the good scale
     has the largest ESS per second and a mean error < 0.1; VI's KL(q||p) = log p(x) - ELBO lies in

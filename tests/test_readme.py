@@ -1,6 +1,10 @@
 """The README's two commands are the contract with a newcomer; CI must run the second exactly."""
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow   # end-to-end: the maths lane is pytest -m "not slow"
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -72,3 +72,37 @@ def test_negative_control_missing_logdet_path_fails():
     assert good.ok(TOL_MODEL) and not bad.ok(TOL_MODEL)
     assert bad.max_rel_error["enc.1.W"] > 1e-3       # the encoder's log-scale outputs are wrong
     assert bad.max_rel_error["dec.1.W"] < TOL_MODEL  # the decoder does not see that path
+
+
+def test_negative_control_iwae_without_softmax_weights_fails(monkeypatch):
+    """The IWAE gradient weights each sample by its normalized importance weight
+    softmax_k(log w_k); a backward that averages the samples uniformly (the ELBO's weights 1/K)
+    must fail the check that the real backward passes."""
+    import scratchvae.vae as vae_module
+    vae, x, eps, rng = _model_and_data("diagonal", "gaussian-fixed", seed=2, L=3)
+    _, cache, _ = vae.forward(x, eps, "iwae")
+    forward = lambda: vae.forward(x, eps, "iwae")[0]
+    good = check_gradients(forward, lambda d: vae.backward(d, cache), vae.params,
+                           rng=np.random.default_rng(0))
+    monkeypatch.setattr(vae_module, "softmax", lambda a: np.full_like(a, 1.0 / a.shape[-1]))
+    bad = check_gradients(forward, lambda d: vae.backward(d, cache), vae.params,
+                          rng=np.random.default_rng(0))
+    assert good.ok(TOL_MODEL) and not bad.ok(TOL_MODEL)
+    assert bad.overall > 1e-3, f"\n{bad}"
+
+
+def test_negative_control_learned_scale_without_softplus_factor_fails(monkeypatch):
+    """A learned sigma is log sigma = log sigma_min + softplus(r), so d/dr carries the factor
+    d softplus/dr = sigmoid(r). Dropping it (treating r as log sigma) must fail the check, and only
+    in the decoder's log-scale outputs, which is where that factor lives."""
+    import scratchvae.likelihoods as lik_module
+    vae, x, eps, rng = _model_and_data("diagonal", "gaussian-learned", seed=2)
+    _, cache, _ = vae.forward(x, eps, "mc")
+    forward = lambda: vae.forward(x, eps, "mc")[0]
+    good = check_gradients(forward, lambda d: vae.backward(d, cache), vae.params,
+                           rng=np.random.default_rng(0))
+    monkeypatch.setattr(lik_module, "sigmoid", np.ones_like)
+    bad = check_gradients(forward, lambda d: vae.backward(d, cache), vae.params,
+                          rng=np.random.default_rng(0))
+    assert good.ok(TOL_MODEL) and not bad.ok(TOL_MODEL)
+    assert bad.max_rel_error["dec.1.b"] > 1e-3, f"\n{bad}"

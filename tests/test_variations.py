@@ -78,6 +78,7 @@ def test_gradient_descent_converges_to_the_straight_line(grid):
     assert res.n_iter < 100_000
 
 
+@pytest.mark.slow
 def test_demo_calculus_of_variations_claims(tmp_path):
     """21 points: max |y - line| < 1e-8 and max |EL residual| < 1e-9 at the end (it starts > 1);
     scipy's L-BFGS-B with the same gradient lands within 1e-6 of the line."""

@@ -1,0 +1,114 @@
+"""What every flow layer shares: input checks at its door and the flat raw-parameter layout.
+
+An encoder emits all raw parameters of one flow layer as one vector per example, ``raw (..., n)``.
+A *layout* names the slices of that vector in order, as ``(name, size)`` pairs; ``size=None``
+marks a parameter with one number per example, which is stored in one slot and handed out
+without a trailing axis (planar ``b (...,)``), and a tuple size is reshaped (Householder-Sylvester
+``v (..., H, D)``). For example planar's layout for D = 3 is ``(("u", 3), ("w", 3), ("b", None))``:
+
+    raw[..., 0:3] -> u (..., 3)     raw[..., 3:6] -> w (..., 3)     raw[..., 6] -> b (...,)
+
+:func:`unpack` infers D from n and returns views into ``raw`` (no copy); :func:`pack`
+concatenates the gradients back in the same order, so the encoder's output layer receives
+d loss / d raw in one array.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..validate import check_float_array, check_same_dtype
+
+
+def _trailing(size) -> tuple:
+    """Trailing shape of one parameter: () for None, (k,) for an int k, the tuple itself."""
+    return () if size is None else (size if isinstance(size, tuple) else (size,))
+
+
+def _size(size) -> int:
+    return int(np.prod(_trailing(size), dtype=int))
+
+
+def n_params(layout) -> int:
+    """Total number of raw numbers per example described by ``layout``."""
+    return sum(_size(size) for _, size in layout)
+
+
+def _dim_from_n(layout_of_dim, n: int, family: str) -> int:
+    """The D with ``n_params(layout_of_dim(D)) == n`` (sizes grow with D), or a ValueError."""
+    D = 1
+    while n_params(layout_of_dim(D)) < n:
+        D += 1
+    if n_params(layout_of_dim(D)) != n:
+        valid = ", ".join(str(n_params(layout_of_dim(d))) for d in range(1, 5))
+        raise ValueError(f"raw must have a last axis of {family}_n_params(D) for some D "
+                         f"({valid}, ... for D = 1, 2, 3, 4, ...), got {n}")
+    return D
+
+
+def unpack(raw: np.ndarray, layout_of_dim, family: str) -> dict:
+    """Split ``raw (..., n)`` into the named views of ``layout_of_dim(D)``, D inferred from n.
+
+    The slices are views of ``raw`` (no copy) when its last axis is contiguous.
+    """
+    check_float_array("raw", raw)
+    if raw.ndim < 1:
+        raise ValueError(f"raw must have shape (..., n) with at least one axis, got {raw.shape}")
+    layout = layout_of_dim(_dim_from_n(layout_of_dim, raw.shape[-1], family))
+    out, start = {}, 0
+    for name, size in layout:
+        if size is None:
+            out[name] = raw[..., start]                                        # (...,)
+        else:
+            piece = raw[..., start:start + _size(size)]                        # (..., size)
+            out[name] = piece.reshape(raw.shape[:-1] + _trailing(size))        # a view
+        start += _size(size)
+    return out
+
+
+def pack(grads: dict, layout) -> np.ndarray:
+    """Concatenate ``grads[name]`` for each name of ``layout`` into one ``(..., n)`` array."""
+    missing = [name for name, _ in layout if name not in grads]
+    if missing:
+        raise KeyError(f"grads has no entry for {missing}; expected keys {[n for n, _ in layout]}")
+    name0, size0 = layout[0]
+    lead = grads[name0].shape[:grads[name0].ndim - len(_trailing(size0))]
+    pieces = [grads[name].reshape(lead + (_size(size),)) for name, size in layout]
+    return np.concatenate(pieces, axis=-1)                                     # (..., n)
+
+
+def check_z(z: np.ndarray, name: str = "z") -> int:
+    """``z`` a finite float32/float64 array (..., D) with at least one axis; returns D."""
+    check_float_array(name, z)
+    if z.ndim < 1:
+        raise ValueError(f"{name} must have shape (..., D) with at least one axis, got {z.shape}")
+    return z.shape[-1]
+
+
+def check_params(z: np.ndarray, params: dict, z_name: str = "z") -> None:
+    """Each parameter finite, of z's dtype, with z's leading axes exactly (no broadcasting).
+
+    ``params`` maps a name to ``(array, trailing_shape)``; the array must have shape
+    ``z.shape[:-1] + trailing_shape``. ``z`` has passed :func:`check_z`.
+    """
+    for name, (x, trailing) in params.items():
+        check_float_array(name, x)
+        check_same_dtype(name, x, z_name, z)
+        expected = z.shape[:-1] + tuple(trailing)
+        if x.shape != expected:
+            raise ValueError(f"{name} must have shape {expected} ({z_name}'s leading axes "
+                             f"{z.shape[:-1]} + {tuple(trailing)}), got {x.shape}")
+
+
+def check_nonzero(name: str, sq_norm: np.ndarray, why: str) -> None:
+    """ValueError unless every squared norm in ``sq_norm`` is > 0 (``why``: who divides by it)."""
+    if not np.all(sq_norm > 0):
+        raise ValueError(f"{name} must be nonzero in every example ({why}); |{name}|^2 is 0 "
+                         f"in {int(np.sum(~(sq_norm > 0)))} of {sq_norm.size}")
+
+
+def check_upstream(dz_new, dlog_abs_det, z_shape: tuple, dtype) -> np.ndarray:
+    """``dz_new (..., D)`` like z; ``dlog_abs_det (...,)`` or None (zeros). Returns dlog_abs_det."""
+    check_float_array("dz_new", dz_new, shape=z_shape, dtype=dtype)
+    if dlog_abs_det is None:
+        return np.zeros(z_shape[:-1], dtype=dtype)                             # (...,)
+    return check_float_array("dlog_abs_det", dlog_abs_det, shape=z_shape[:-1], dtype=dtype)
