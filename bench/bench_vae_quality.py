@@ -45,18 +45,11 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without `pip install -e .`
 
 from scratchvae.checkpoint import restore_params  # noqa: E402
 from scratchvae.evaluate import active_units, elbo, kl_per_dimension, log_likelihood  # noqa: E402
-from scratchvae.train import TrainConfig, load_model, train  # noqa: E402
+from scratchvae.train import TrainConfig, load_model  # noqa: E402
 from scratchvae.vae import VAE  # noqa: E402
 
-from bench_common import DATA, git_revision  # noqa: E402  (bench/ is on sys.path when run as a script)
-
-
-def load_splits():
-    if not DATA.exists():
-        sys.exit(f"error: {DATA} not found. This benchmark needs the static binarized MNIST file "
-                 f"(see ../shared/data/README.md); nothing was measured.")
-    with np.load(DATA) as d:
-        return {k: d[k].astype(np.float32) for k in ("train", "valid", "test")}   # (N, 784) 0/1
+from bench_common import (git_revision, load_splits,  # noqa: E402  (bench/ is on sys.path as a script)
+                          train_within_budget)
 
 
 def set_blas_threads(n):
@@ -112,47 +105,30 @@ def parse(argv):
 # Training within a budget
 # --------------------------------------------------------------------------------------------
 def train_with_budget(vae, data, config, args, log):
-    """One ``train`` call per epoch, resumed from the checkpoint.
+    """One ``train`` call per epoch, resumed from the checkpoint (``bench_common.train_within_budget``).
 
     Returns (history, reason, seconds, selection): ``selection`` is None with ``--select-by
     elbo`` (the trainer's best.npz is the model), else dict(scores, best_epoch, params).
     The time of the validation IWAE bound counts against the budget.
     """
-    work = Path(args.work_dir)
-    ckpt = work / "checkpoint.npz"
-    budget, t_start = 60.0 * args.minutes, time.perf_counter()
-    history, last_epoch_wall = [], 0.0
-    sel = None
-    if args.select_by == "iwae":
-        pick = np.random.default_rng([args.seed, 6]).permutation(len(data["valid"]))[:args.select_n]
-        sel = {"x": data["valid"][np.sort(pick)], "scores": [], "best_epoch": 0, "params": None}
-    while True:
-        elapsed = time.perf_counter() - t_start
-        if len(history) >= args.max_epochs:
-            return history, f"reached --max-epochs {args.max_epochs}", elapsed, sel
-        if history and elapsed + last_epoch_wall > budget:
-            return history, (f"wall-clock budget: {elapsed / 60:.1f} of {args.minutes:g} min used, "
-                             f"another epoch takes ~{last_epoch_wall:.0f} s"), elapsed, sel
-        t0 = time.perf_counter()
-        config.epochs = len(history) + 1
-        history = train(vae, data["train"], data["valid"], config, out_dir=str(work),
-                        resume=str(ckpt) if history else None, log=log)
-        scores = [h["valid_elbo"] for h in history]
-        if sel is not None:  # same noise every epoch, so epochs are compared on equal terms
-            bound = log_likelihood(vae, sel["x"], rng=np.random.default_rng([args.seed, 7]),
-                                   K=args.select_k, k_chunk=args.select_k)
-            sel["scores"].append(float(bound.mean()))
-            log(f"  validation IWAE bound (K={args.select_k}, {len(sel['x'])} images): "
-                f"{sel['scores'][-1]:.3f}")
-            if sel["scores"][-1] >= max(sel["scores"]):
-                sel["best_epoch"] = len(history)
-                sel["params"] = {k: v.copy() for k, v in vae.params.items()}
-            scores = sel["scores"]
-        last_epoch_wall = time.perf_counter() - t0      # training + validation + checkpointing
-        best = int(np.argmax(scores))
-        if len(history) - 1 - best >= args.patience:
-            return history, (f"early stopping: no validation improvement in {args.patience} epochs "
-                             f"(best epoch {best + 1})"), time.perf_counter() - t_start, sel
+    budget = dict(minutes=args.minutes, patience=args.patience, max_epochs=args.max_epochs, log=log)
+    if args.select_by == "elbo":
+        return (*train_within_budget(vae, data, config, args.work_dir, **budget), None)
+    pick = np.random.default_rng([args.seed, 6]).permutation(len(data["valid"]))[:args.select_n]
+    sel = {"x": data["valid"][np.sort(pick)], "scores": [], "best_epoch": 0, "params": None}
+
+    def scores(history):  # same noise every epoch, so epochs are compared on equal terms
+        bound = log_likelihood(vae, sel["x"], rng=np.random.default_rng([args.seed, 7]),
+                               K=args.select_k, k_chunk=args.select_k)
+        sel["scores"].append(float(bound.mean()))
+        log(f"  validation IWAE bound (K={args.select_k}, {len(sel['x'])} images): "
+            f"{sel['scores'][-1]:.3f}")
+        if sel["scores"][-1] >= max(sel["scores"]):
+            sel["best_epoch"] = len(history)
+            sel["params"] = {k: v.copy() for k, v in vae.params.items()}
+        return sel["scores"]
+
+    return (*train_within_budget(vae, data, config, args.work_dir, scores=scores, **budget), sel)
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,12 +8,23 @@ Autoencoders", §2.5 for the full-covariance Gaussian):
     Normal            log N(x; mu, s^2)   = -(r/s)^2/2 - log s - log(2 pi)/2,  s = exp(log_scale)
                       H                   = 1/2 + log(2 pi)/2 + log s
                       KL(q || N(0, 1))    = (s^2 + mu^2 - 1)/2 - log s          (K&W 2014 App. B)
+                                          = (expm1mx(2 log s) + mu^2)/2,  expm1mx(v) = e^v - 1 - v
     MultivariateNormal, Sigma = L L^T, L lower triangular with L_ii > 0 (``scale_tril``):
                       log N(x; mu, Sigma) = -|u|^2/2 - sum_i log L_ii - D log(2 pi)/2,  u = L^-1 r
                       H                   = D (1 + log 2 pi)/2 + sum_i log L_ii
                       KL(q || N(0, I))    = (tr(L L^T) + mu^T mu - D)/2 - sum_i log L_ii
+                                          = (sum_i expm1mx(2 log L_ii) + sum_{i>j} L_ij^2 + mu^T mu)/2
     Bernoulli         log p(x)            = x t - softplus(t),  t = logits, p = sigmoid(t)
+                                          = (x t - max(t, 0)) - softplus(-|t|)
                       H                   = softplus(-|t|) + |t| sigmoid(-|t|)
+
+Numerics. The second form of each KL has no cancellation: near the prior (s -> 1, mu -> 0) the
+first form subtracts numbers of size 1 to get one of size (log s)^2 and comes out negative in
+float32, while expm1mx (``scratchvae.stable``) keeps full relative accuracy. The second Bernoulli
+form keeps the log-probability of the likely outcome, -softplus(-|t|) ~ -e^{-|t|}, exact where
+x t - softplus(t) rounds it to 0 (t >= 15 in float32). The Normal standardizes r/s as
+r * exp(-log_scale), and redoes the entries where exp(-log_scale) overflows (s subnormal or below,
+log_scale < -88.7 in float32) as sign(r) exp(log|r| - log_scale), so r = 0 gives 0, not 0 * inf.
 
 ``log_prob`` is elementwise for the factorized families (no hidden sums); the multivariate normal
 reduces over its event axis only. Every ``*_grads`` method returns a dict keyed by the argument or
@@ -30,7 +41,7 @@ import math
 import numpy as np
 
 from .validate import check_float_array, check_rng, check_same_dtype, check_same_shape
-from .stable import sigmoid, softplus
+from .stable import expm1mx, sigmoid, softplus, softplus_neg_abs
 
 HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -54,6 +65,8 @@ def check_scale_tril(name: str, L, loc: np.ndarray | None = None) -> np.ndarray:
     With ``loc`` (..., D) given, ``L`` must also have shape ``loc.shape + (D,)`` and loc's dtype.
     """
     check_float_array(name, L)
+    if loc is not None:
+        check_float_array("loc", loc)
     if L.ndim < 2 or L.shape[-1] != L.shape[-2]:
         raise ValueError(f"{name} must have shape (..., D, D) (square in its last two axes), got {L.shape}")
     if loc is not None:
@@ -93,6 +106,20 @@ def _solve_tril_transpose(L, b):
         acc = np.einsum("...j,...j->...", L[..., i + 1:, i], v[..., i + 1:])   # (...,)
         v[..., i] = (b[..., i] - acc) / L[..., i, i]
     return v
+
+
+def _standardize(r, log_scale):
+    """r * exp(-log_scale) (= r / s) without 0 * inf: entries where exp(-log_scale) overflows are
+    recomputed as sign(r) exp(log|r| - log_scale), which is 0 for r = 0 and overflows only when
+    r / s itself does. Bit-identical to r * exp(-log_scale) wherever that is finite."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = r * np.exp(-log_scale)
+    bad = ~np.isfinite(z)
+    if np.any(bad):                                                        # the rare path
+        rb, lb = r[bad], log_scale[bad]
+        with np.errstate(over="ignore", divide="ignore"):
+            z[bad] = np.sign(rb) * np.exp(np.log(np.abs(rb)) - lb)
+    return z
 
 
 def _diag_embed(d):
@@ -151,15 +178,17 @@ class Normal:
     def log_prob(self, x):
         """Elementwise log density of ``x`` (shape and dtype of ``loc``); returns that shape."""
         _check_like("x", x, "loc", self.loc)
-        z = (x - self.loc) * np.exp(-self.log_scale)                       # r / s
-        return -_c(z, 0.5) * z * z - self.log_scale - _c(z, HALF_LOG_2PI)
+        z = _standardize(x - self.loc, self.log_scale)                     # r / s
+        with np.errstate(over="ignore"):                                   # |r/s| > 1e19: -inf
+            return -_c(z, 0.5) * z * z - self.log_scale - _c(z, HALF_LOG_2PI)
 
     def log_prob_grads(self, x):
         """Elementwise partials of ``log_prob(x)``: dict(x, loc, log_scale), each of x's shape."""
         _check_like("x", x, "loc", self.loc)
-        z = (x - self.loc) * np.exp(-self.log_scale)                       # r / s
-        dloc = z * np.exp(-self.log_scale)                                 # r / s^2
-        return {"x": -dloc, "loc": dloc, "log_scale": z * z - _c(z, 1)}
+        z = _standardize(x - self.loc, self.log_scale)                     # r / s
+        dloc = _standardize(z, self.log_scale)                             # r / s^2
+        with np.errstate(over="ignore"):
+            return {"x": -dloc, "loc": dloc, "log_scale": z * z - _c(z, 1)}
 
     def rsample(self, eps):
         """Reparameterized sample loc + exp(log_scale) * eps; eps of loc's shape and dtype.
@@ -183,13 +212,17 @@ class Normal:
         return {"log_scale": np.ones_like(self.log_scale)}
 
     def kl_to_standard_normal(self):
-        """Elementwise KL(N(loc, s^2) || N(0, 1)) = (s^2 + loc^2 - 1)/2 - log_scale."""
-        half = _c(self.loc, 0.5)
-        return half * (self.var + self.loc * self.loc - _c(self.loc, 1)) - self.log_scale
+        """Elementwise KL(N(loc, s^2) || N(0, 1)) = (expm1mx(2 log_scale) + loc^2)/2 >= 0.
+
+        The same number as (s^2 + loc^2 - 1)/2 - log_scale, without its cancellation near the prior.
+        """
+        two_ls = _c(self.log_scale, 2) * self.log_scale
+        return _c(self.loc, 0.5) * (expm1mx(two_ls) + self.loc * self.loc)
 
     def kl_to_standard_normal_grads(self):
-        """dict(loc=loc, log_scale=s^2 - 1), elementwise."""
-        return {"loc": self.loc.copy(), "log_scale": self.var - _c(self.loc, 1)}
+        """dict(loc=loc, log_scale=s^2 - 1 = expm1(2 log_scale)), elementwise."""
+        with np.errstate(over="ignore"):
+            return {"loc": self.loc.copy(), "log_scale": np.expm1(_c(self.log_scale, 2) * self.log_scale)}
 
 
 def gaussian_log_prob(x, loc, log_scale):
@@ -272,22 +305,38 @@ class MultivariateNormal:
         return {"scale_tril": _diag_embed(1 / self._diag())}
 
     def kl_to_standard_normal(self):
-        """KL(N(loc, L L^T) || N(0, I)) of each distribution, shape (...,)."""
-        L, mu, D = self.scale_tril, self.loc, self.loc.shape[-1]
-        quad = (L * L).sum((-2, -1)) + (mu * mu).sum(-1)                      # tr(L L^T) + mu^T mu
-        return _c(mu, 0.5) * (quad - _c(mu, D)) - np.log(self._diag()).sum(-1)
+        """KL(N(loc, L L^T) || N(0, I)) of each distribution, shape (...,), >= 0.
+
+        (sum_i expm1mx(2 log L_ii) + sum_{i>j} L_ij^2 + |loc|^2)/2: the terms of
+        (tr(L L^T) + |loc|^2 - D)/2 - sum_i log L_ii regrouped so that none cancels near L = I.
+        """
+        L, mu = self.scale_tril, self.loc
+        diag, low = self._diag(), np.tril(L, -1)                             # (..., D), (..., D, D)
+        off = (low * low).sum((-2, -1))                                       # sum_{i>j} L_ij^2
+        return _c(mu, 0.5) * (expm1mx(_c(mu, 2) * np.log(diag)).sum(-1) + off + (mu * mu).sum(-1))
 
     def kl_to_standard_normal_grads(self):
-        """dict(loc=loc (..., D), scale_tril=L - diag(1/L_ii) (..., D, D))."""
-        return {"loc": self.loc.copy(), "scale_tril": self.scale_tril - _diag_embed(1 / self._diag())}
+        """dict(loc=loc (..., D), scale_tril=L - diag(1/L_ii) (..., D, D)).
+
+        The diagonal L_ii - 1/L_ii is computed as (L_ii - 1)(L_ii + 1)/L_ii (no cancellation at 1).
+        """
+        diag = self._diag()
+        dL = np.tril(self.scale_tril, -1)
+        i = np.arange(diag.shape[-1])
+        dL[..., i, i] = (diag - _c(diag, 1)) * (diag + _c(diag, 1)) / diag
+        return {"loc": self.loc.copy(), "scale_tril": dL}
 
 
 def _bernoulli_log_prob(x, t):
-    return x * t - softplus(t)                                             # stable softplus
+    """(x t - max(t, 0)) - softplus(-|t|): x t - softplus(t) without rounding away small values."""
+    return (x * t - np.maximum(t, _c(t, 0))) - softplus_neg_abs(t)
 
 
 def bernoulli_log_prob(x, logits):
     """Continuous extension x * logits - softplus(logits), elementwise, for any real ``x``.
+
+    Computed as (x t - max(t, 0)) - softplus(-|t|): exact to rounding also where the answer is
+    tiny (x = 1 with t >= 15 in float32, where x t - softplus(t) rounds to exactly 0).
 
     Equals ``Bernoulli(logits).log_prob(x)`` on 0/1 data and is minus the binary cross-entropy
     with logits for targets in [0, 1] (grey-level images). x: logits' shape and dtype.
@@ -313,7 +362,8 @@ class Bernoulli:
 
     Notes
     -----
-    log_prob(x) = x t - softplus(t) with softplus(t) = max(t, 0) + log1p(e^-|t|) (no overflow);
+    log_prob(x) = x t - softplus(t) = (x t - max(t, 0)) - log1p(e^-|t|) (no overflow, and no
+    rounding to 0 of the likely outcome's log-probability at large |t|);
     d/dt = x - sigmoid(t), d/dx = t (derivative of the linear-in-x continuous extension).
     probs = sigmoid(t) = exp(-softplus(-t)).  entropy = softplus(-|t|) + |t| sigmoid(-|t|),
     the form of softplus(t) - t sigmoid(t) without cancellation at large |t|;

@@ -30,17 +30,26 @@ from typing import Callable
 
 import numpy as np
 
-from .validate import check_rng, check_positive
+from .validate import (check_callable, check_float_array, check_int, check_positive, check_real,
+                       check_rng, check_same_shape)
 
 
 def rel_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Elementwise |a - b| / max(1e-8, |a| + |b|)."""
+    """Elementwise |a - b| / max(1e-8, |a| + |b|); a and b float arrays of one shape."""
+    check_float_array("a", a, finite=False)
+    check_float_array("b", b, finite=False)
+    check_same_shape("a", a, "b", b)
     return np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))
 
 
 # (step multiple k, weight w): n_i = sum_k w * [F(x + k h e_i) - F(x - k h e_i)] / h.
 # Differences are formed before weighting, so an input that does not change F gives exactly 0.
 _STENCILS = {3: ((1, 1.0 / 2.0),), 5: ((1, 8.0 / 12.0), (2, -1.0 / 12.0))}
+
+
+def _check_stencil(stencil):
+    if check_int("stencil", stencil) not in _STENCILS:
+        raise ValueError(f"stencil must be 3 or 5, got {stencil!r}")
 
 
 def numerical_gradient(f: Callable[[], np.ndarray], x: np.ndarray, dout, h: float = 1e-4,
@@ -50,8 +59,14 @@ def numerical_gradient(f: Callable[[], np.ndarray], x: np.ndarray, dout, h: floa
     ``x`` is modified in place during the computation and restored bit for bit afterwards.
     ``dout`` may be a scalar 1.0 when ``f`` returns a scalar. ``stencil`` is 3 or 5 points.
     """
-    if stencil not in _STENCILS:
-        raise ValueError(f"stencil must be 3 or 5, got {stencil!r}")
+    check_callable("f", f)
+    check_float_array("x", x)
+    if isinstance(dout, np.ndarray):
+        check_float_array("dout", dout)
+    else:
+        check_real("dout", dout)
+    h = check_positive("h", h)
+    _check_stencil(stencil)
     grad = np.zeros_like(x, dtype=np.float64)
     flat = x.reshape(-1)  # a view: writing it perturbs x
     if not np.shares_memory(flat, x):
@@ -86,8 +101,8 @@ class GradCheckReport:
         return max(self.max_rel_error.values()) if self.max_rel_error else 0.0
 
     def ok(self, tol: float) -> bool:
-        """True when every array's max relative error is below ``tol``."""
-        return self.overall < tol
+        """True when every array's max relative error is below ``tol`` (> 0)."""
+        return self.overall < check_positive("tol", tol)
 
     def __str__(self) -> str:
         lines = [f"{'array':<24} {'max rel err':>12}   worst entry (analytic vs numerical)"]
@@ -123,8 +138,14 @@ def check_gradients(forward: Callable[[], np.ndarray], backward: Callable[[np.nd
     -------
     GradCheckReport
     """
+    check_callable("forward", forward)
+    check_callable("backward", backward)
     check_rng("rng", rng)
     check_positive("h", h)
+    _check_stencil(stencil)
+    if not isinstance(inputs, dict) or not inputs:
+        raise TypeError(f"inputs must be a non-empty dict of name -> float64 ndarray, got "
+                        f"{type(inputs).__name__} {inputs!r}")
     for name, x in inputs.items():
         if not isinstance(x, np.ndarray) or x.dtype != np.float64:
             raise TypeError(f"inputs[{name!r}] must be a float64 ndarray for a finite-difference check "
@@ -133,6 +154,8 @@ def check_gradients(forward: Callable[[], np.ndarray], backward: Callable[[np.nd
     out = np.asarray(forward(), dtype=np.float64)
     dout = rng.standard_normal(out.shape) if out.ndim else np.float64(1.0)
     analytic = backward(dout)
+    if not isinstance(analytic, dict):
+        raise TypeError(f"backward must return a dict of name -> gradient, got {type(analytic).__name__}")
     report = GradCheckReport()
     for name, x in inputs.items():
         if name not in analytic:

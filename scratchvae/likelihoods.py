@@ -5,7 +5,11 @@ the parameters of a distribution over the D pixels of x and sums the log-density
 
     bernoulli            out = logits t (D values)
         log p(x|z) = sum_d [ x_d t_d - softplus(t_d) ]           (x_d in {0, 1})
+                   = sum_d [ (x_d t_d - max(t_d, 0)) - softplus(-|t_d|) ]
         d/dt_d     = x_d - sigmoid(t_d)
+    The second form is how it is computed: x t - max(t, 0) is exact for 0/1 pixels, and every
+    term is <= 0, so nothing cancels; sum(x t) - sum(softplus(t)) would subtract two sums of
+    size ~D |t| and round away the likely pixels' log-probabilities -softplus(-|t|) ~ -e^{-|t|}.
 
     gaussian, fixed sigma (the ``scale`` argument)        out = loc mu (D values)
         log p(x|z) = sum_d [ -((x_d - mu_d) / sigma)^2 / 2 ] - D (log sigma + log(2 pi) / 2)
@@ -30,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from .validate import check_positive
-from .stable import sigmoid, softplus
+from .stable import sigmoid, softplus, softplus_neg_abs
 
 HALF_LOG_2PI = 0.5 * np.log(2.0 * np.pi)
 
@@ -47,8 +51,13 @@ class BernoulliLikelihood:
     def log_prob(self, x, out):
         """Return (log p(x|z) of shape (B, L), cache); ``out`` are logits (B, L, D)."""
         t, xb = out, x[:, None, :]                     # (B, L, D), (B, 1, D)
-        sp = softplus(t)                               # log(1 + e^t), no overflow
-        log_px = (xb * t).sum(-1) - sp.sum(-1)         # (B, L)
+        sp = np.maximum(t, t.dtype.type(0))            # max(t, 0)
+        tail = softplus_neg_abs(t)                     # softplus(t) - max(t, 0) = log1p(e^-|t|)
+        elem = xb * t                                  # (B, L, D)
+        elem -= sp                                     # x t - max(t, 0): exact for 0/1 pixels
+        elem -= tail                                   # x t - softplus(t), each term <= 0
+        log_px = elem.sum(-1)                          # (B, L)
+        sp += tail                                     # softplus(t), for the backward
         return log_px, (xb, t, sp)
 
     def backward(self, dlog_px, cache):

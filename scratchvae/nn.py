@@ -25,21 +25,31 @@ from __future__ import annotations
 
 import numpy as np
 
-from .validate import check_float_array, check_int, check_rng
+from .validate import (check_bool, check_choice, check_dtype, check_float_array, check_in_range,
+                       check_int, check_rng)
 from .stable import sigmoid, softplus
 
 
 # --------------------------------------------------------------------------------------------
 # Linear layer and its initializers
 # --------------------------------------------------------------------------------------------
+def _check_init_args(n_in, n_out, rng, dtype):
+    check_int("n_in", n_in, minimum=1)
+    check_int("n_out", n_out, minimum=1)
+    check_rng("rng", rng)
+    return check_dtype("dtype", dtype)
+
+
 def glorot_uniform(n_in: int, n_out: int, rng: np.random.Generator, dtype) -> np.ndarray:
     """Glorot & Bengio (2010) uniform init: W ~ U(-a, a), a = sqrt(6 / (n_in + n_out))."""
+    dtype = _check_init_args(n_in, n_out, rng, dtype)
     a = np.sqrt(6.0 / (n_in + n_out))
     return rng.uniform(-a, a, size=(n_in, n_out)).astype(dtype)
 
 
 def he_normal(n_in: int, n_out: int, rng: np.random.Generator, dtype) -> np.ndarray:
     """He et al. (2015) init for ReLU layers: W ~ N(0, 2 / n_in)."""
+    dtype = _check_init_args(n_in, n_out, rng, dtype)
     return (rng.standard_normal((n_in, n_out)) * np.sqrt(2.0 / n_in)).astype(dtype)
 
 
@@ -65,9 +75,8 @@ class Linear:
         check_int("n_in", n_in, minimum=1)
         check_int("n_out", n_out, minimum=1)
         check_rng("rng", rng)
-        if init not in INITIALIZERS:
-            raise ValueError(f"init must be one of {sorted(INITIALIZERS)}, got {init!r}")
-        dtype = _check_dtype(dtype)
+        check_choice("init", init, sorted(INITIALIZERS))
+        dtype = check_dtype("dtype", dtype)
         self.params = {"W": INITIALIZERS[init](n_in, n_out, rng, dtype),  # (n_in, n_out)
                        "b": np.zeros(n_out, dtype=dtype)}                 # (n_out,)
 
@@ -111,9 +120,7 @@ class LeakyReLU(_Elementwise):
 
     def __init__(self, slope: float = 0.01):
         super().__init__()
-        if not 0.0 <= float(slope) < 1.0:
-            raise ValueError(f"slope must lie in [0, 1), got {slope!r}")
-        self.slope = float(slope)
+        self.slope = check_in_range("slope", slope, 0.0, 1.0, high_open=True)
 
     def forward(self, x):
         slope = x.dtype.type(self.slope)
@@ -191,19 +198,22 @@ class MLP:
 
     def __init__(self, sizes, activation: str = "relu", *, rng: np.random.Generator,
                  out_activation: str | None = None, init: str = "auto", dtype=np.float32):
+        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+            raise TypeError(f"sizes must be a sequence of layer widths, got {type(sizes).__name__}")
         sizes = list(sizes)
         if len(sizes) < 2:
             raise ValueError(f"sizes must list at least an input and an output width, got {sizes}")
         for k, s in enumerate(sizes):
             check_int(f"sizes[{k}]", s, minimum=1)
         for name, act in (("activation", activation), ("out_activation", out_activation)):
-            if act is not None and act not in ACTIVATIONS:
-                raise ValueError(f"{name} must be one of {sorted(ACTIVATIONS)}, got {act!r}")
+            if act is not None:
+                check_choice(name, act, sorted(ACTIVATIONS))
         if activation is None:
             raise ValueError("activation must name a hidden activation, got None")
+        check_choice("init", init, ("auto", *sorted(INITIALIZERS)))
         if init == "auto":
             init = "he" if activation in ("relu", "leaky_relu") else "glorot"
-        self.sizes, self.dtype = sizes, _check_dtype(dtype)
+        self.sizes, self.dtype = sizes, check_dtype("dtype", dtype)
         self.layers, self.params = [], {}
         n_linear = len(sizes) - 1
         for i in range(n_linear):
@@ -230,8 +240,16 @@ class MLP:
         """Return ``(dx, grads)``; ``grads`` has the keys of ``params``.
 
         ``need_dx=False`` skips the input gradient of the first layer (data needs none), which
-        saves one (B, n_out) x (n_out, n_in) matrix product.
+        saves one (B, n_out) x (n_out, n_in) matrix product. ``dout`` is (B, sizes[-1]) of the
+        model's dtype; ``cache`` is what :meth:`forward` returned. Type, dtype and shape are
+        checked, not the values (this runs on every training step).
         """
+        if not isinstance(cache, list) or len(cache) != len(self.layers):
+            raise TypeError(f"cache must be the cache list returned by MLP.forward ({len(self.layers)} "
+                            f"entries), got {type(cache).__name__}")
+        B = cache[0].shape[0] if isinstance(cache[0], np.ndarray) else None
+        check_float_array("dout", dout, ndim=2, shape=(B, self.sizes[-1]), dtype=self.dtype, finite=False)
+        check_bool("need_dx", need_dx)
         grads = {}
         for k in range(len(self.layers) - 1, -1, -1):
             prefix, layer = self.layers[k]
@@ -239,10 +257,3 @@ class MLP:
             if prefix is not None:
                 grads[prefix + "W"], grads[prefix + "b"] = g["W"], g["b"]
         return dout, grads
-
-
-def _check_dtype(dtype):
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
-    return dtype

@@ -8,7 +8,7 @@ Every family has the same five steps, each with its backward beside it:
     z, log_det, cache    = family.rsample(q, eps)              eps (B, S, D) -> z (B, S, D), log_det (B, S)
     kl                   = family.kl_to_prior(q)               KL(q(z|x) || N(0, I)), (B,)
 and, walking back,
-    dq                   = family.rsample_backward(dz, dlog_det, cache)
+    dq, grads            = family.rsample_backward(dz, dlog_det, cache)   grads: of family.params
     dq                  += family.kl_to_prior_backward(dkl, q)
     dh                   = family.encode_backward(dq, cache)
 
@@ -21,7 +21,11 @@ its parameter names (``loc`` and ``log_scale``, or ``loc`` and ``scale_tril``), 
 parameter's shape (B, ...). These functions are the VAE's inner loop: the VAE checks its inputs
 once, at its door, so nothing here re-checks them.
 
-Families (Kingma & Welling 2019, sections 2.5 and 2.5.1):
+A family may own global parameters (``family.params``, e.g. the IAF's MADE weights); the VAE
+adds them to its own as ``"flow.<name>"``.
+
+Families (Kingma & Welling 2019, sections 2.5 and 2.5.1), and the flows built on the first
+(:mod:`scratchvae.flows.posterior`: planar, radial, householder, sylvester, iaf):
 
     diagonal   q = N(mu, diag(sigma^2))      h = [mu, log sigma]
                z = mu + sigma * eps          log|det dz/deps| = sum_i log sigma_i
@@ -33,7 +37,9 @@ from __future__ import annotations
 import numpy as np
 
 from .distributions import MultivariateNormal, Normal
+from .stable import expm1mx
 from .transforms import tril_from_params, tril_from_params_backward
+from .validate import check_int
 
 
 class DiagonalGaussian:
@@ -41,9 +47,10 @@ class DiagonalGaussian:
 
     name = "diagonal"
     has_analytic_kl = True
+    params: dict = {}                                             # no global parameters
 
     def __init__(self, z_dim: int):
-        self.z_dim = z_dim
+        self.z_dim = check_int("z_dim", z_dim, minimum=1)
         self.n_params = 2 * z_dim                                 # encoder outputs per example
 
     def encode(self, h):
@@ -70,12 +77,13 @@ class DiagonalGaussian:
         return z, log_det, (eps, scale)
 
     def rsample_backward(self, dz, dlog_det, cache):
-        """dq from dz (B, S, D) and dlog_det (B, S) or None (the analytic ELBO has no log-det)."""
+        """(dq, grads) from dz (B, S, D) and dlog_det (B, S) or None (the analytic ELBO has no
+        log-det); grads is empty: this family has no global parameters."""
         eps, scale = cache
         dlog_scale = dz * scale * eps                                      # (B, S, D)
         if dlog_det is not None:
             dlog_scale = dlog_scale + dlog_det[..., None]
-        return {"loc": dz.sum(axis=1), "log_scale": dlog_scale.sum(axis=1)}  # (B, D) each
+        return {"loc": dz.sum(axis=1), "log_scale": dlog_scale.sum(axis=1)}, {}  # (B, D) each
 
     def kl_to_prior(self, q):
         """KL(q || N(0, I)) = sum_i (sigma_i^2 + mu_i^2 - 1)/2 - log sigma_i, shape (B,)."""
@@ -100,9 +108,10 @@ class FullGaussian:
 
     name = "full"
     has_analytic_kl = True
+    params: dict = {}
 
     def __init__(self, z_dim: int):
-        self.z_dim = z_dim
+        self.z_dim = check_int("z_dim", z_dim, minimum=1)
         self.n_params = 2 * z_dim + z_dim * (z_dim - 1) // 2
 
     def encode(self, h):
@@ -136,13 +145,13 @@ class FullGaussian:
         return z, log_det, (eps, diag)
 
     def rsample_backward(self, dz, dlog_det, cache):
-        """dq from dz (B, S, D) and dlog_det (B, S) or None."""
+        """(dq, {}) from dz (B, S, D) and dlog_det (B, S) or None."""
         eps, diag = cache
         dscale_tril = np.tril(np.einsum("bsi,bsj->bij", dz, eps))          # (B, D, D)
         if dlog_det is not None:
             i = np.arange(self.z_dim)
             dscale_tril[:, i, i] += dlog_det.sum(axis=1)[:, None] / diag   # d sum log L_ii / dL_ii
-        return {"loc": dz.sum(axis=1), "scale_tril": dscale_tril}
+        return {"loc": dz.sum(axis=1), "scale_tril": dscale_tril}, {}
 
     def kl_to_prior(self, q):
         """KL(N(mu, L L^T) || N(0, I)) = (tr(L L^T) + mu.mu - D)/2 - sum_i log L_ii, (B,)."""
@@ -159,14 +168,28 @@ class FullGaussian:
         Their sum is a lower bound on the full KL; the difference is q's total correlation.
         """
         var = (q.scale_tril ** 2).sum(-1)                                  # Sigma_ii = sum_j L_ij^2
-        return 0.5 * (var + q.loc ** 2 - 1 - np.log(var))
+        return 0.5 * (expm1mx(np.log(var)) + q.loc ** 2)   # var - 1 - log var without cancelling
 
 
-POSTERIORS = {"diagonal": DiagonalGaussian, "full": FullGaussian}
+GAUSSIANS = {"diagonal": DiagonalGaussian, "full": FullGaussian}
+POSTERIORS = (*GAUSSIANS, "planar", "radial", "householder", "sylvester", "iaf")
 
 
-def make_posterior(name: str, z_dim: int):
-    """The family called ``name`` (a key of :data:`POSTERIORS`) for latents of size ``z_dim``."""
-    if name not in POSTERIORS:
-        raise ValueError(f"posterior must be one of {tuple(POSTERIORS)}, got {name!r}")
-    return POSTERIORS[name](z_dim)
+def make_posterior(name: str, z_dim: int, *, flow_length: int = 0, rng=None, dtype=np.float32,
+                   **flow_options):
+    """The family called ``name`` (one of :data:`POSTERIORS`) for latents of size ``z_dim``.
+
+    The Gaussians take no other argument; a flow family (:mod:`scratchvae.flows.posterior`)
+    takes ``flow_length`` K >= 0, ``rng`` (for IAF's weights), ``dtype`` and its options.
+    """
+    if not isinstance(name, str) or name not in POSTERIORS:
+        raise ValueError(f"posterior must be one of {POSTERIORS}, got {name!r}")
+    check_int("z_dim", z_dim, minimum=1)
+    check_int("flow_length", flow_length, minimum=0)
+    if name in GAUSSIANS:
+        if flow_length:
+            raise ValueError(f"flow_length applies to the flow posteriors {POSTERIORS[2:]}, got "
+                             f"flow_length={flow_length} with posterior={name!r}")
+        return GAUSSIANS[name](z_dim)
+    from .flows.posterior import FlowPosterior      # flows build on DiagonalGaussian above
+    return FlowPosterior(name, z_dim, flow_length, rng=rng, dtype=dtype, **flow_options)

@@ -22,12 +22,19 @@ Each forward returns ``(z, log_abs_det, cache)`` (or ``(L, cache)``), batched ov
 each backward takes the upstream gradients and the cache and returns a dict of gradients keyed by
 the forward's argument names, each of its argument's shape. Backward is pure: it never writes its
 inputs, and any number of forwards may run before their backwards.
+
+Errors: forward inputs of the wrong type, dtype or shape, or holding NaN or inf, are refused with
+TypeError / ValueError naming the argument. An upstream gradient of the wrong type, dtype or shape
+likewise; one holding NaN or inf raises ``FloatingPointError`` (``scratchvae.validate.check_gradient``):
+inside training that is how diverging parameters show up (the VAE's full-covariance encoder at
+log L_ii ~ -100 in float32 gives a finite objective but 1 / L_ii = inf), and FloatingPointError
+is what the trainer reports as divergence.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .validate import check_float_array, check_same_dtype, check_same_shape
+from .validate import check_cache, check_float_array, check_gradient, check_same_dtype, check_same_shape
 from .distributions import HALF_LOG_2PI, check_scale_tril
 
 
@@ -45,10 +52,11 @@ def _check_vectors(**arrays) -> None:
 
 def _check_upstream(dz, dlog_abs_det, eps):
     """dz like eps (..., D); dlog_abs_det (...,) or None (meaning zeros). Returns dlog_abs_det."""
-    check_float_array("dz", dz, shape=eps.shape, dtype=eps.dtype)
+    check_gradient("dz", dz, shape=eps.shape, dtype=eps.dtype, like="the forward's eps")
     if dlog_abs_det is None:
         return np.zeros(eps.shape[:-1], dtype=eps.dtype)
-    return check_float_array("dlog_abs_det", dlog_abs_det, shape=eps.shape[:-1], dtype=eps.dtype)
+    return check_gradient("dlog_abs_det", dlog_abs_det, shape=eps.shape[:-1], dtype=eps.dtype,
+                          like="the forward's eps")
 
 
 def diagonal_affine(eps, loc, log_scale):
@@ -83,7 +91,7 @@ def diagonal_affine_backward(dz, dlog_abs_det, cache):
 
     ``dz`` (..., D); ``dlog_abs_det`` (...,) or None for zeros. See :func:`diagonal_affine`.
     """
-    eps, scale = cache
+    eps, scale = check_cache(cache, 2, "diagonal_affine")
     dlog_abs_det = _check_upstream(dz, dlog_abs_det, eps)
     deps = dz * scale                                          # (..., D)
     dloc = dz.copy()                                           # (..., D)
@@ -127,7 +135,7 @@ def tril_affine_backward(dz, dlog_abs_det, cache):
 
     ``dz`` (..., D); ``dlog_abs_det`` (...,) or None for zeros. See :func:`tril_affine`.
     """
-    eps, L, diag = cache
+    eps, L, diag = check_cache(cache, 3, "tril_affine")
     dlog_abs_det = _check_upstream(dz, dlog_abs_det, eps)
     deps = (np.swapaxes(L, -1, -2) @ dz[..., None])[..., 0]   # (..., D)   L^T dz
     dloc = dz.copy()                                           # (..., D)
@@ -165,7 +173,8 @@ def tril_from_params(log_diag, offdiag):
     if log_diag.ndim < 1:
         raise ValueError(f"log_diag must have shape (..., D) with at least one axis, got {log_diag.shape}")
     D = log_diag.shape[-1]
-    check_float_array("offdiag", offdiag, shape=log_diag.shape[:-1] + (D * (D - 1) // 2,))
+    check_float_array("offdiag", offdiag, shape=log_diag.shape[:-1] + (D * (D - 1) // 2,),
+                      like=f"log_diag of shape {log_diag.shape} (D(D-1)/2 = {D * (D - 1) // 2} per row)")
     check_same_dtype("offdiag", offdiag, "log_diag", log_diag)
     rows, cols = np.tril_indices(D, -1)
     i = np.arange(D)
@@ -180,11 +189,12 @@ def tril_from_params_backward(dL, cache):
     """Gradients dict(log_diag (..., D), offdiag (..., D(D-1)/2)) from dL (..., D, D).
 
     Entries of ``dL`` above the diagonal are ignored (L does not depend on anything there).
-    See :func:`tril_from_params`.
+    See :func:`tril_from_params`. NaN or inf in ``dL`` raises FloatingPointError (see the module
+    docstring: a Cholesky diagonal near underflow makes d/dL_ii of log L_ii overflow).
     """
-    (diag,) = cache
+    (diag,) = check_cache(cache, 1, "tril_from_params")
     D = diag.shape[-1]
-    check_float_array("dL", dL, shape=diag.shape + (D,), dtype=diag.dtype)
+    check_gradient("dL", dL, shape=diag.shape + (D,), dtype=diag.dtype, like="the forward's L")
     rows, cols = np.tril_indices(D, -1)
     i = np.arange(D)
     return {"log_diag": dL[..., i, i] * diag, "offdiag": dL[..., rows, cols]}
@@ -212,7 +222,7 @@ def log_q_via_jacobian(eps, log_abs_det):
     check_float_array("eps", eps)
     if eps.ndim < 1:
         raise ValueError(f"eps must have shape (..., D) with at least one axis, got {eps.shape}")
-    check_float_array("log_abs_det", log_abs_det, shape=eps.shape[:-1], dtype=eps.dtype)
+    check_float_array("log_abs_det", log_abs_det, shape=eps.shape[:-1], dtype=eps.dtype, like="eps")
     D = eps.shape[-1]
     log_p_eps = -eps.dtype.type(0.5) * (eps * eps).sum(-1) - eps.dtype.type(D * HALF_LOG_2PI)  # (...,)
     return log_p_eps - log_abs_det
@@ -220,5 +230,8 @@ def log_q_via_jacobian(eps, log_abs_det):
 
 def log_q_via_jacobian_backward(dlog_q, eps):
     """Gradients dict(eps (..., D), log_abs_det (...,)) of sum(log_q * dlog_q); dlog_q (...,)."""
-    check_float_array("dlog_q", dlog_q, shape=eps.shape[:-1], dtype=eps.dtype)
+    check_float_array("eps", eps)
+    if eps.ndim < 1:
+        raise ValueError(f"eps must have shape (..., D) with at least one axis, got {eps.shape}")
+    check_gradient("dlog_q", dlog_q, shape=eps.shape[:-1], dtype=eps.dtype, like="eps")
     return {"eps": -dlog_q[..., None] * eps, "log_abs_det": -dlog_q}

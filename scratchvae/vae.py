@@ -36,8 +36,8 @@ from .likelihoods import make_likelihood
 from .nn import MLP
 from .posteriors import make_posterior
 from .stable import logmeanexp, softmax
-from .validate import (check_float_array, check_in_range, check_int, check_one_hot,
-                       check_positive, check_rng)
+from .validate import (check_float_array, check_in_range, check_int, check_int_sequence,
+                       check_one_hot, check_positive, check_rng)
 
 ESTIMATORS = ("analytic", "mc", "iwae")
 
@@ -56,8 +56,15 @@ class VAE:
         the encoder and z-400-784 for the decoder).
     activation : str
         Hidden activation of both networks.
-    posterior : {"diagonal", "full"}
-        The family of q(z|x) (see :mod:`scratchvae.posteriors`).
+    posterior : {"diagonal", "full", "planar", "radial", "householder", "sylvester", "iaf"}
+        The family of q(z|x) (see :mod:`scratchvae.posteriors`); the last five are normalizing
+        flows on the diagonal Gaussian (:mod:`scratchvae.flows.posterior`), trained with the
+        "mc" or "iwae" estimator (they have no closed-form KL).
+    flow_length : int
+        K, the number of flow layers (flow posteriors only; 0 is exactly "diagonal").
+    iaf_hidden, iaf_context_dim, iaf_activation : sequence of int, int, {"relu", "elu"}
+        "iaf" only: hidden widths of each step's MADE (default (4 z_dim,)), the width of the
+        context vector the encoder emits (default z_dim), and the MADE's hidden activation.
     likelihood : {"bernoulli", "gaussian"}
     obs_scale : float or None
         Gaussian likelihood only: fixed sigma, or None for a learned sigma >= ``min_obs_scale``.
@@ -78,15 +85,30 @@ class VAE:
                  activation: str = "relu", posterior: str = "diagonal",
                  likelihood: str = "bernoulli", obs_scale: float | None = 0.1,
                  min_obs_scale: float = 1e-2, init_obs_scale: float = 0.5,
-                 n_classes: int | None = None, dtype=np.float32):
+                 n_classes: int | None = None, flow_length: int = 0, iaf_hidden=None,
+                 iaf_context_dim: int | None = None, iaf_activation: str = "relu",
+                 dtype=np.float32):
         check_int("x_dim", x_dim, minimum=1)
         check_int("z_dim", z_dim, minimum=1)
         check_rng("rng", rng)
         if n_classes is not None:
             check_int("n_classes", n_classes, minimum=2)
-        hidden = [check_int(f"hidden[{i}]", h, minimum=1) for i, h in enumerate(hidden)]
+        hidden = check_int_sequence("hidden", hidden, minimum=1)
         self.x_dim, self.z_dim, self.n_classes = x_dim, z_dim, n_classes
-        self.posterior = make_posterior(posterior, z_dim)
+        check_int("flow_length", flow_length, minimum=0)
+        flow_options = {}
+        if posterior == "iaf":
+            flow_options = dict(iaf_hidden=list(iaf_hidden or (4 * z_dim,)),
+                                iaf_context_dim=iaf_context_dim or z_dim,
+                                iaf_activation=iaf_activation)
+        elif iaf_hidden is not None or iaf_context_dim is not None or iaf_activation != "relu":
+            raise ValueError(f"iaf_hidden, iaf_context_dim and iaf_activation apply to "
+                             f"posterior='iaf' only, got posterior={posterior!r}")
+        self.posterior = make_posterior(posterior, z_dim, flow_length=flow_length, rng=rng,
+                                        dtype=dtype, **flow_options)
+        if obs_scale is not None:
+            check_positive("obs_scale", obs_scale)
+        check_positive("min_obs_scale", min_obs_scale)
         self.likelihood = make_likelihood(likelihood, obs_scale, min_obs_scale)
         C = n_classes or 0                                     # label columns appended to inputs
         self.encoder = MLP([x_dim + C, *hidden, self.posterior.n_params], activation, rng=rng,
@@ -101,20 +123,28 @@ class VAE:
             r0 = np.log(np.expm1(np.log(init / min_obs_scale)))   # softplus^-1(log(init / sigma_min))
             self.decoder.params[f"{len(hidden)}.b"][x_dim:] = r0
         self.params = {**{"enc." + k: v for k, v in self.encoder.params.items()},
-                       **{"dec." + k: v for k, v in self.decoder.params.items()}}
+                       **{"dec." + k: v for k, v in self.decoder.params.items()},
+                       **{"flow." + k: v for k, v in self.posterior.params.items()}}
         self.config = dict(x_dim=x_dim, z_dim=z_dim, hidden=hidden, activation=activation,
                            posterior=posterior, likelihood=likelihood, obs_scale=obs_scale,
                            min_obs_scale=min_obs_scale, init_obs_scale=init_obs_scale,
                            dtype=self.dtype.name)
         if n_classes is not None:
             self.config["n_classes"] = n_classes
+        if posterior not in ("diagonal", "full"):
+            self.config.update(flow_length=flow_length, **flow_options)
 
     # ---------------------------------------------------------------------------------------
     # q(z|x) and p(x|z) on their own
     # ---------------------------------------------------------------------------------------
     def encode(self, x, y=None):
         """q(z|x) (or q(z|x, y)) for a batch: ``(q, cache)``, q a distribution object with
-        ``loc`` (B, z_dim) (see :mod:`scratchvae.posteriors`)."""
+        ``loc`` (B, z_dim) (see :mod:`scratchvae.posteriors`). ``x`` (B, x_dim) is checked."""
+        check_float_array("x", x, ndim=2, shape=(None, self.x_dim), dtype=self.dtype)
+        self.check_labels("y", y, len(x))
+        return self._encode(x, y)
+
+    def _encode(self, x, y):
         h, enc_cache = self.encoder.forward(_with_labels(x, y))                 # (B, n_params)
         if not np.all(np.isfinite(h)):   # (B, n_params) numbers: cheap, and names the real cause
             raise FloatingPointError("the encoder's output is not finite: the parameters have "
@@ -156,34 +186,37 @@ class VAE:
             What backward needs; also ``z`` (B, S, z_dim), the samples, and for "mc" and "iwae"
             ``log_q`` (B, S) = log q(z_s|x) and ``log_weights`` (B, S) =
             log p(x|z_s) + log p(z_s) - log q(z_s|x).
-        stats : dict of (B,) arrays: ``rec`` (mean log p(x|z)), ``kl`` (analytic KL(q||p)).
+        stats : dict of (B,) arrays: ``rec`` (mean log p(x|z)), ``kl`` (KL(q||p): analytic, or
+            for a flow posterior its Monte Carlo estimate mean_s [log q(z_s|x) - log p(z_s)]).
         """
         if check:
             self._check_inputs(x, eps, estimator, beta, y)
         B, S, Dz = eps.shape
         dt = x.dtype.type
-        q, q_cache = self.encode(x, y)                                          # q(z|x)
+        q, q_cache = self._encode(x, y)                                         # q(z|x)
         z, log_det, z_cache = self.posterior.rsample(q, eps)                    # (B, S, Dz), (B, S)
         zy = _with_labels(z.reshape(B * S, Dz), _repeat_rows(y, S))             # (B*S, Dz [+ C])
         out, dec_cache = self.decoder.forward(zy)                               # (B*S, P)
-        log_px, lik_cache = self.likelihood.log_prob(x, out.reshape(B, S, -1))  # (B, S)
+        log_px, lik_cache = self.likelihood.log_prob(x, out.reshape(B, S, out.shape[-1]))  # (B, S)
         rec = log_px.mean(axis=1)                                               # (B,)
-        kl = self.posterior.kl_to_prior(q)                                      # (B,)
         log_q = log_weights = None
         if estimator == "analytic":
+            kl = self.posterior.kl_to_prior(q)                                  # (B,)
             objective = rec - dt(beta) * kl                                     # (B,)
         else:
             log_pz = (-dt(0.5) * z * z - dt(HALF_LOG_2PI)).sum(-1)              # (B, S) log N(z; 0, I)
             log_p_eps = -dt(0.5) * (eps * eps).sum(-1) - dt(Dz * HALF_LOG_2PI)  # (B, S) log N(eps; 0, I)
             log_q = log_p_eps - log_det                                         # (B, S) change of variables
             log_weights = log_px + log_pz - log_q                               # (B, S)
+            kl = (self.posterior.kl_to_prior(q) if self.posterior.has_analytic_kl  # (B,)
+                  else (log_q - log_pz).mean(axis=1))        # else its Monte Carlo estimate
             if estimator == "mc":
                 objective = rec + dt(beta) * (log_pz - log_q).mean(axis=1)      # (B,)
             else:
                 objective = logmeanexp(log_weights)                             # (B,)
         cache = dict(estimator=estimator, beta=beta, n_samples=S, q=q, q_cache=q_cache, z=z,
                      z_cache=z_cache, dec_cache=dec_cache, lik_cache=lik_cache, log_q=log_q,
-                     log_weights=log_weights, with_labels=y is not None)
+                     log_weights=log_weights)
         return objective, cache, {"rec": rec, "kl": kl}
 
     # ---------------------------------------------------------------------------------------
@@ -194,6 +227,9 @@ class VAE:
 
         ``dobjective`` (B,), the model's dtype; for a loss of -mean objective it is -1/B.
         """
+        if not isinstance(cache, dict) or "lik_cache" not in cache:
+            raise TypeError(f"cache must be the cache dict returned by VAE.forward, got "
+                            f"{type(cache).__name__}")
         c = cache
         estimator, beta, S, q, z = c["estimator"], c["beta"], c["n_samples"], c["q"], c["z"]
         B, _, Dz = z.shape
@@ -208,16 +244,17 @@ class VAE:
             prior_weights = dt(beta) * weights
         # log p(x|z) -> decoder -> dz
         dout = self.likelihood.backward(weights, c["lik_cache"])             # (B, S, P)
-        dzy, dec_grads = self.decoder.backward(dout.reshape(B * S, -1), c["dec_cache"])
-        dz = np.ascontiguousarray(dzy[:, :Dz]).reshape(B, S, Dz) if c["with_labels"] \
-            else dzy.reshape(B, S, Dz)                                       # labels: no gradient
+        if estimator == "iwae":  # weights below ~e^-87 make subnormal entries: see _flush_subnormals
+            _flush_subnormals(dout)
+        dzy, dec_grads = self.decoder.backward(dout.reshape(B * S, dout.shape[-1]), c["dec_cache"])
+        dz = dzy[:, :Dz].reshape(B, S, Dz)                  # (B, S, Dz); label columns: no gradient
         # log p(z) - log q(z|x) = log p(z) - log p(eps) + log|det dz/deps|
         dlog_det = None
         if estimator != "analytic":
             dz = dz - prior_weights[..., None] * z                           # d log N(z; 0, I)/dz = -z
             dlog_det = prior_weights                                         # (B, S)
         # z = g(eps, q) -> dq
-        dq = self.posterior.rsample_backward(dz, dlog_det, c["z_cache"])
+        dq, flow_grads = self.posterior.rsample_backward(dz, dlog_det, c["z_cache"])
         # - beta KL(q || p)
         if estimator == "analytic":
             dkl = self.posterior.kl_to_prior_backward(-dt(beta) * dobjective, q)
@@ -226,7 +263,8 @@ class VAE:
         dh = self.posterior.encode_backward(dq, c["q_cache"][1])             # (B, n_params)
         _, enc_grads = self.encoder.backward(dh, c["q_cache"][0], need_dx=False)
         return {**{"enc." + k: v for k, v in enc_grads.items()},
-                **{"dec." + k: v for k, v in dec_grads.items()}}
+                **{"dec." + k: v for k, v in dec_grads.items()},
+                **{"flow." + k: v for k, v in flow_grads.items()}}
 
     def loss_and_grads(self, x, eps, estimator="analytic", beta=1.0, *, y=None, check=True):
         """Loss = -mean_b objective_b, its gradients, and batch-mean statistics (floats).
@@ -268,12 +306,19 @@ class VAE:
                              f"{self.n_classes} (one-hot rows, see scratchvae.data.one_hot)")
         check_one_hot(name, y, n, self.n_classes, dtype=self.dtype)
 
-    def _check_inputs(self, x, eps, estimator, beta, y):
+    def check_objective(self, estimator, beta=1.0):
+        """Require an estimator this model can compute and a warm-up weight it accepts."""
         if not isinstance(estimator, str) or estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
         check_in_range("beta", beta, 0.0, 1.0)
+        if estimator == "analytic" and not self.posterior.has_analytic_kl:
+            raise ValueError(f"estimator='analytic' needs a closed-form KL, which the "
+                             f"{self.posterior.name!r} posterior has not: use 'mc' or 'iwae'")
         if estimator == "iwae" and beta != 1.0:
             raise ValueError(f"beta must be 1 for the iwae bound (warm-up applies to ELBOs), got {beta}")
+
+    def _check_inputs(self, x, eps, estimator, beta, y):
+        self.check_objective(estimator, beta)
         check_float_array("eps", eps, ndim=3, shape=(len(x), None, self.z_dim), dtype=self.dtype)
         if eps.shape[1] < 1:
             raise ValueError(f"eps must hold at least one sample per example, got shape {eps.shape}")
@@ -288,3 +333,21 @@ def _with_labels(a, y):
 def _repeat_rows(y, n_samples):
     """Each label row repeated for the S samples of its example: (B, C) -> (B*S, C)."""
     return None if y is None else np.repeat(y, n_samples, axis=0)
+
+
+def _flush_subnormals(a):
+    """Round the subnormal entries of ``a`` (|a| < finfo.tiny: 1.2e-38 in float32) to 0, in place.
+
+    Why: the IWAE weights softmax(log_weights) of samples far worse than the best one are e^-87
+    and below, so about 1% of the gradient at the decoder output is subnormal, and x86 matrix
+    products take a slow path on subnormal operands (the two backward products of the output
+    layer ran 2.4x slower at K = 50; bench/README.md). How: (a + c) - c with c = 4 tiny / eps
+    rounds every |a| < tiny to 0 and leaves |a| > 2c / eps (7e-24 in float32) unchanged; entries
+    in between move by at most 3e-38. Either change moves a sum of the products by far less
+    than its rounding error, but it is a change: the IWAE gradient is not bit-identical to the
+    unflushed one.
+    """
+    info = np.finfo(a.dtype)
+    c = a.dtype.type(4 * info.tiny / info.eps)
+    a += c
+    a -= c

@@ -144,7 +144,8 @@ def test_resume_from_the_cli(tmp_path, digits_npz):
     record = (tmp_path / "r" / "run.json").read_bytes()
     changed = run(["train", *common, "--z-dim", "4", "--epochs", "3",
                    "--resume", "r/checkpoint.npz"], tmp_path, check=False)
-    assert_clean_error(changed, "different model")
+    # --resume takes the model from the checkpoint: a typed option that disagrees is refused
+    assert_clean_error(changed, "--z-dim 4 contradicts the checkpoint")
     assert (tmp_path / "r" / "run.json").read_bytes() == record, "a refused run rewrote run.json"
 
 
@@ -173,6 +174,8 @@ def test_choice_lists_mirror_the_library():
     assert set(cli_vae.ACTIVATIONS) == set(ACTIVATIONS)
     assert set(cli_vae.OPTIMIZERS) == set(OPTIMIZERS)
     assert tuple(cli_vae.ESTIMATORS) == tuple(ESTIMATORS)
+    from scratchvae.posteriors import POSTERIORS
+    assert tuple(cli_vae.POSTERIORS) == tuple(POSTERIORS)
 
 
 def test_bad_input_gives_one_clean_line(tmp_path, trained):
@@ -221,3 +224,22 @@ def test_demo_runs_small_and_writes_its_figures(tmp_path):
              tmp_path)                                     # run.json leads evaluate to the data
     assert "embedded digits (data seed 0), test split, 1000 images, binarization: static, seed 2" \
         in ev.stdout
+
+
+def test_flow_posterior_from_the_command_line(tmp_path):
+    """--posterior iaf --flow-length 2 trains with the mc ELBO, and evaluate, sample and
+    --resume read the flow from the checkpoint; the analytic ELBO is refused in one line."""
+    flow = ["--posterior", "iaf", "--flow-length", "2"]
+    refused = run(["train", *TINY, *flow, "--epochs", "1", "--out", "bad"], tmp_path, check=False)
+    assert_clean_error(refused, "estimator='analytic' needs a closed-form KL", "'iaf'")
+    proc = run(["train", *TINY, *flow, "--estimator", "mc", "--epochs", "1", "--out", "r"],
+               tmp_path)
+    assert "iaf flow (K = 2) q(z|x)" in proc.stdout
+    run(["train", "--resume", "r", "--epochs", "2"], tmp_path)
+    ev = run(["evaluate", "--checkpoint", "r/checkpoint.npz", "--k", "20", "--subset", "20",
+              "--json", "e.json"], tmp_path)
+    assert "KL per dim" not in ev.stdout                     # no closed form for a flow
+    result = json.loads((tmp_path / "e.json").read_text())
+    assert result["kl_per_dim"] is None and np.isfinite(result["log_px"])
+    run(["sample", "--checkpoint", "r/checkpoint.npz", "--out", "s.png"], tmp_path)
+    assert_png(tmp_path / "s.png")

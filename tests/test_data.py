@@ -12,6 +12,8 @@ from scratchvae.data import (Dataset, Splits, binarize, binarize_static, check_d
                              load_amat_splits, load_dataset, load_embedded_digits, load_idx,
                              load_mnist_idx, load_npz)
 
+pytestmark = pytest.mark.slow   # input checks and files, not maths: the maths lane is pytest -m "not slow"
+
 SHARED_NPZ = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "binarized_mnist.npz"
 SHARED_SHA256 = "7a049ae3a0d88e964af4b41bbdb14e4303595e1c5de65f8bd2455cdcebb3514b"
 
@@ -306,7 +308,8 @@ def test_npz_keras_style_grey_levels(tmp_path, rng):
 
 
 @pytest.mark.parametrize("arrays, match", [
-    ({"images": np.zeros((2, 784), np.uint8)}, "has keys \\['images'\\]; expected 'train', 'valid', 'test'"),
+    ({"images": np.zeros((2, 784), np.uint8), "targets": np.zeros(2, np.uint8)},
+     "has keys \\['images', 'targets'\\]; expected one array, or 'train'"),
     ({"train": np.zeros((2, 784), np.int64), "valid": np.zeros((1, 784), np.uint8),
       "test": np.zeros((1, 784), np.uint8)}, "train must be uint8 or float"),
     ({"train": np.zeros(784, np.uint8), "valid": np.zeros((1, 784), np.uint8),
@@ -335,7 +338,7 @@ def test_load_dataset_embedded_and_refusals(tmp_path):
         load_dataset(tmp_path / "empty")
     np.savez(tmp_path / "d.npz", train=np.zeros((2, 4), np.uint8), valid=np.zeros((1, 4), np.uint8),
              test=np.zeros((1, 4), np.uint8))
-    with pytest.raises(TypeError, match="unexpected keyword argument 'n_train'"):
+    with pytest.raises(ValueError, match="n_train must be <= 2 .the training images of"):
         load_dataset(tmp_path / "d.npz", n_train=3)
 
 

@@ -146,7 +146,7 @@ def test_filename_option(server, tmp_path):
     ({"url": "ftp://127.0.0.1/x.bin"}, ValueError, "http:// or https://"),
     ({"url": "file:///etc/hostname"}, ValueError, "http:// or https://"),
     ({"sha256": "abc"}, ValueError, "64 hexadecimal characters, got 'abc'"),
-    ({"sha256": None}, ValueError, "64 hexadecimal characters"),
+    ({"sha256": None}, TypeError, "sha256 must be a str of 64 hexadecimal characters"),
     ({"timeout": 0}, ValueError, "timeout must be > 0"),
     ({"url": "http://127.0.0.1/"}, ValueError, "pass filename="),
     ({"filename": "../escape.bin"}, ValueError, "cannot use '../escape.bin' as a file name"),

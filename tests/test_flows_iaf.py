@@ -185,7 +185,7 @@ def test_made_gradients(activation):
 
 def test_made_without_context():
     rng = np.random.default_rng(3)
-    made = MADE(D, 0, 6, rng=rng, dtype=np.float64)
+    made = MADE(D, 0, (6,), rng=rng, dtype=np.float64)
     z, context = _away_from_zero(rng, (N, D), 0.2, 1.5), np.zeros((N, 0))
     (m, s), cache = made.forward(z, context)
     d_inputs, grads = made.backward((np.ones_like(m), np.ones_like(s)), cache)

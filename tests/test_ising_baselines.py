@@ -1,4 +1,6 @@
 """Threshold, ICM and Gibbs baselines and the shared ``denoise`` interface (fixed seeds)."""
+import math
+
 import numpy as np
 import pytest
 
@@ -85,3 +87,105 @@ def test_denoise_rejects_bad_use():
         icm(m, init=np.full((4, 4), 0.5))
     with pytest.raises(ValueError, match="init must be"):
         icm(m, init="zeros")
+
+
+# ------------------------------------------------------------------ sub-lattice sweeps == per-pixel loops
+# The textbook scan, one pixel at a time with Python floats, sharing nothing with the vectorized
+# sweeps but the model's h and J: colour by colour ((i + j) mod 2 with 4 neighbours,
+# 2 (i mod 2) + j mod 2 with 8), always reading the newest spins.
+_NBRS = {4: ((-1, 0), (1, 0), (0, -1), (0, 1))}
+_NBRS[8] = _NBRS[4] + ((-1, -1), (-1, 1), (1, -1), (1, 1))
+
+
+def _loop_field(m, z, i, j):
+    H, W = z.shape
+    s = sum(z[i + di, j + dj] for di, dj in _NBRS[m.neighbours] if 0 <= i + di < H and 0 <= j + dj < W)
+    return m.coupling * s + m.half_log_odds[i, j]
+
+
+def _colour_sublattices(neighbours):
+    """Each colour as its (row parity, column parity) sub-lattices, in sweep order."""
+    if neighbours == 4:
+        return (((0, 0), (1, 1)), ((0, 1), (1, 0)))
+    return (((0, 0),), ((0, 1),), ((1, 0),), ((1, 1),))
+
+
+def loop_icm_sweep(m, z):
+    z = z.copy()
+    for colour in _colour_sublattices(m.neighbours):
+        for p, q in colour:
+            for i in range(p, z.shape[0], 2):
+                for j in range(q, z.shape[1], 2):
+                    a = _loop_field(m, z, i, j)
+                    z[i, j] = 1.0 if a > 0 else -1.0 if a < 0 else z[i, j]   # keep z when a == 0
+    return z
+
+
+def loop_gibbs_sweep(m, z, rng):
+    """z_i = +1 with probability (1 + tanh(a_i)) / 2, drawn as v_i <= tanh(a_i) with v ~ U(-1, 1):
+    per sub-lattice of a colour, one array v of its shape, read in raster order."""
+    z = z.copy()
+    for colour in _colour_sublattices(m.neighbours):
+        for p, q in colour:
+            rows, cols = range(p, z.shape[0], 2), range(q, z.shape[1], 2)
+            v = 2 * rng.random((len(rows), len(cols))) - 1
+            for k, i in enumerate(rows):
+                for l, j in enumerate(cols):
+                    z[i, j] = 1.0 if v[k, l] <= math.tanh(_loop_field(m, z, i, j)) else -1.0
+    return z
+
+
+SHAPES = [(8, 8), (7, 9), (1, 6), (6, 1), (2, 3), (13, 10)]
+
+
+@pytest.mark.parametrize("neighbours", [4, 8])
+def test_icm_matches_the_per_pixel_loop(neighbours):
+    rng = np.random.default_rng(5)
+    for shape in SHAPES:
+        for coupling in [0.7, -1.3]:
+            m = random_model(rng, shape, coupling, neighbours)
+            z0 = np.where(rng.random(shape) < 0.5, 1.0, -1.0)
+            ref = z0
+            for sweeps in range(1, 5):
+                ref = loop_icm_sweep(m, ref)
+                res = icm(m, max_sweeps=sweeps, init=z0)
+                np.testing.assert_array_equal(res.mean, ref, err_msg=f"{shape} J={coupling} sweep {sweeps}")
+                assert res.trace[-1] == pytest.approx(-float(ising.log_joint(m, ref)), rel=1e-12, abs=1e-12)
+
+
+def test_icm_keeps_a_spin_whose_field_is_exactly_zero():
+    # h = 0 everywhere, J = 1: the centre of a plus-shaped pattern sees 2 up and 2 down neighbours
+    z0 = np.array([[-1., 1., -1.], [-1., -1., 1.], [1., -1., 1.]])
+    m = ising.IsingModel(np.zeros((3, 3)), np.zeros((3, 3)), 1.0, 4)
+    assert _loop_field(m, z0, 1, 1) == 0
+    res = icm(m, max_sweeps=1, init=z0)
+    np.testing.assert_array_equal(res.mean, loop_icm_sweep(m, z0))
+    assert res.mean[1, 1] == z0[1, 1]
+
+
+@pytest.mark.parametrize("neighbours", [4, 8])
+def test_gibbs_sample_matches_the_per_pixel_loop_for_the_same_uniforms(neighbours):
+    """With burn_in = n_sweeps - 1 the mean is the last sample itself; the loop draws the same
+    uniforms in the same order, so the samples agree exactly (only a v within an ulp of tanh's
+    rounding could part them)."""
+    rng = np.random.default_rng(6)
+    for shape in SHAPES:
+        m = random_model(rng, shape, 0.8, neighbours)
+        z0 = np.where(rng.random(shape) < 0.5, 1.0, -1.0)
+        ref, loop_rng = z0, np.random.default_rng(11)
+        for sweeps in range(1, 4):
+            ref = loop_gibbs_sweep(m, ref, loop_rng)
+            res = gibbs(m, rng=np.random.default_rng(11), n_sweeps=sweeps, burn_in=sweeps - 1, init=z0)
+            np.testing.assert_array_equal(res.mean, ref, err_msg=f"{shape} sweep {sweeps}")
+            assert res.trace[-1] == pytest.approx(-float(ising.log_joint(m, ref)), rel=1e-12, abs=1e-12)
+
+
+def test_gibbs_and_icm_keep_float32():
+    rng = np.random.default_rng(7)
+    m = ising.model_from_log_lik(rng.normal(size=(9, 8)).astype(np.float32),
+                                 rng.normal(size=(9, 8)).astype(np.float32), coupling=0.5)
+    for res in (icm(m, max_sweeps=3), gibbs(m, rng=np.random.default_rng(0), n_sweeps=4, burn_in=1)):
+        assert res.mean.dtype == np.float32
+    np.testing.assert_array_equal(icm(m, max_sweeps=3).mean,
+                                  loop_icm_sweep(m, loop_icm_sweep(m, loop_icm_sweep(
+                                      m, np.where(m.half_log_odds >= 0, 1.0, -1.0).astype(np.float32)))))

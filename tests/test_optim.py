@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from scratchvae.nn import MLP
+from scratchvae import optim
 from scratchvae.optim import OPTIMIZERS, SGD, Adagrad, Adam, _flush_constant, _flush_subnormals
 
 
@@ -94,10 +95,10 @@ def test_flush_constant_zeroes_subnormals_and_keeps_normals(dtype):
 @pytest.mark.parametrize("name", ["adam", "sgd"])
 def test_decaying_state_never_stays_subnormal(name):
     """After a gradient stops (a dead pixel's weight), momentum decays geometrically; 3000 steps of
-    0.9^t would reach 1e-140, far below float32's smallest normal 1.2e-38. With the defaults no
-    state entry is ever subnormal after a step."""
+    0.9^t would reach 1e-140, far below float32's smallest normal 1.2e-38. Flushing every step
+    (SGD always; Adam with flush_every=1), no state entry is ever subnormal after a step."""
     params = {"w": np.ones(1000, dtype=np.float32)}
-    opt = OPTIMIZERS[name](params, lr=1e-3)
+    opt = Adam(params, lr=1e-3, flush_every=1) if name == "adam" else SGD(params, lr=1e-3)
     limit = 0
     rng = np.random.default_rng(2)
     opt.step({"w": rng.standard_normal(1000).astype(np.float32)})
@@ -118,9 +119,11 @@ def test_decaying_state_never_stays_subnormal(name):
         assert np.count_nonzero(opt.state["w"]["v"]) > 0    # v (beta2 = 0.999) still normal
 
 
-def test_adam_flush_every_k_bounds_how_long_an_entry_stays_subnormal():
+@pytest.mark.parametrize("flush_every", [8, None])
+def test_adam_flush_every_k_bounds_how_long_an_entry_stays_subnormal(flush_every):
+    """At most k - 1 consecutive steps with a subnormal entry (the default k is 10)."""
     params = {"w": np.ones(1000, dtype=np.float32)}
-    opt = Adam(params, lr=1e-3, flush_every=8)
+    opt = Adam(params, lr=1e-3) if flush_every is None else Adam(params, lr=1e-3, flush_every=flush_every)
     opt.step({"w": np.random.default_rng(3).standard_normal(1000).astype(np.float32)})
     tiny, run, longest = np.finfo(np.float32).tiny, 0, 0
     for _ in range(2000):
@@ -128,7 +131,7 @@ def test_adam_flush_every_k_bounds_how_long_an_entry_stays_subnormal():
         m = opt.state["w"]["m"]
         run = run + 1 if np.any((m != 0) & (np.abs(m) < tiny)) else 0
         longest = max(longest, run)
-    assert 0 < longest <= 7
+    assert 0 < longest <= opt.flush_every - 1
 
 
 def test_without_flush_adam_state_goes_subnormal():
@@ -181,3 +184,87 @@ def test_bad_arguments():
         opt.step({"w": np.zeros(3, np.float32), "b": np.zeros((1, 1))})
     with pytest.raises(ValueError, match="optimizer state has keys"):
         opt.load_state_dict({"t": np.array(1)})
+
+
+# ------------------------------------------------------------------ Adam piece by piece
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_in_pieces_is_bit_identical_to_one_piece(monkeypatch, dtype):
+    """The update of each entry does not depend on how the arrays are cut: 7-entry pieces (sizes
+    not multiples of 7, a 0-d parameter) give the same bits as whole arrays, flushes included."""
+    rng = np.random.default_rng(4)
+    shapes = {"W": (5, 9), "b": (9,), "s": ()}
+    grads = [{k: np.asarray(rng.standard_normal(s) * 10.0 ** rng.integers(-30, 2, s), dtype=dtype)
+              for k, s in shapes.items()} for _ in range(12)]
+
+    def run(piece_bytes):
+        monkeypatch.setattr(optim, "_PIECE_BYTES", piece_bytes)
+        params = {k: np.asarray(np.random.default_rng(5).standard_normal(s), dtype=dtype)
+                  for k, s in shapes.items()}
+        opt = Adam(params, lr=0.05, flush_every=3)
+        for g in grads:
+            opt.step(g)
+        return params, opt.state
+
+    (p1, s1), (p2, s2) = run(7 * np.dtype(dtype).itemsize), run(1 << 20)
+    for k in shapes:
+        assert p1[k].tobytes() == p2[k].tobytes()
+        assert s1[k]["m"].tobytes() == s2[k]["m"].tobytes()
+        assert s1[k]["v"].tobytes() == s2[k]["v"].tobytes()
+
+
+# ------------------------------------------------------------------ refusing bad input
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_gradient_is_refused_before_anything_changes(name, bad):
+    params = _params()
+    opt = OPTIMIZERS[name](params, lr=0.1)
+    opt.step({k: np.full_like(v, 0.5) for k, v in params.items()})
+    before = {k: v.copy() for k, v in params.items()}, opt.state_dict()
+    grads = {"w": np.array([0.1, 0.2, 0.3]), "b": np.array([[bad]])}    # the last array is bad
+    with pytest.raises(FloatingPointError, match=r"grads\['b'\] has 1 NaN or inf entries of 1"):
+        opt.step(grads)
+    for k, v in params.items():
+        assert v.tobytes() == before[0][k].tobytes()
+    after = opt.state_dict()
+    assert after.keys() == before[1].keys()
+    assert all(after[k].tobytes() == before[1][k].tobytes() for k in after)   # t and every slot
+
+
+def test_huge_finite_gradient_is_accepted():
+    """g.g = 4e38 overflows float32 (max 3.4e38), but every entry is finite: the step goes ahead."""
+    params = {"w": np.ones(4, dtype=np.float32)}
+    opt = Adam(params, lr=0.1)
+    opt.step({"w": np.full(4, 1e19, dtype=np.float32)})
+    assert np.all(np.isfinite(params["w"])) and np.all(params["w"] < 1)
+
+
+def test_load_state_dict_refuses_a_bad_step_count_or_slot_and_restores_nothing():
+    opt = Adam(_params(), lr=0.05)
+    opt.step({k: np.full_like(v, 0.5) for k, v in _params().items()})
+    good = opt.state_dict()
+    fresh = Adam(_params(), lr=0.05)
+    for t, err, msg in [(np.array(-1), ValueError, r"'t' \(the step count\) must be >= 0, got -1"),
+                        (-3, ValueError, "must be >= 0, got -3"),
+                        (np.array(2.0), TypeError, "must be an integer scalar"),
+                        (np.array([1, 2]), TypeError, "must be an integer scalar"),
+                        (True, TypeError, "must be an integer scalar")]:
+        with pytest.raises(err, match=msg):
+            fresh.load_state_dict({**good, "t": t})
+    with pytest.raises(ValueError, match="optimizer state b/v has NaN or inf entries"):
+        fresh.load_state_dict({**good, "b/v": np.full((1, 1), np.nan)})
+    assert fresh.t == 0 and all(not np.any(a) for slots in fresh.state.values() for a in slots.values())
+    fresh.load_state_dict({**good, "t": 1})     # a plain int is fine
+    assert fresh.t == 1
+
+
+def test_params_must_be_writeable_and_contiguous():
+    with pytest.raises(ValueError, match=r"params\['w'\] must be a writeable C-contiguous array"):
+        Adam({"w": np.ones((3, 4)).T})
+    frozen = np.ones(3)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match=r"params\['w'\] must be a writeable C-contiguous"):
+        SGD({"w": frozen})
+    with pytest.raises(TypeError, match="grads must be a dict"):
+        Adam(_params()).step([np.zeros(3)])
+    with pytest.raises(TypeError, match=r"grads\['w'\] must be an ndarray"):
+        Adam(_params()).step({"w": [0.0, 0.0, 0.0], "b": np.zeros((1, 1))})

@@ -181,7 +181,7 @@ def test_bad_inputs():
         _vae(posterior="lowrank")
     with pytest.raises(ValueError, match="likelihood must be 'bernoulli' or 'gaussian'"):
         _vae(likelihood="poisson")
-    with pytest.raises(ValueError, match="scale must be > 0"):
+    with pytest.raises(ValueError, match="obs_scale must be > 0"):
         _vae(likelihood="gaussian", obs_scale=0.0)
-    with pytest.raises(ValueError, match="min_scale must be > 0"):
+    with pytest.raises(ValueError, match="min_obs_scale must be > 0"):
         _vae(likelihood="gaussian", obs_scale=None, min_obs_scale=-1.0)

@@ -5,6 +5,8 @@ import pytest
 from scratchvae.validate import (check_float_array, check_in_range, check_int, check_positive,
                                   check_rng)
 
+pytestmark = pytest.mark.slow   # input checks and files, not maths: the maths lane is pytest -m "not slow"
+
 
 def test_scalar_validators_refuse_bools_and_strings():
     with pytest.raises(TypeError, match="sigma must be a real number, got str '2'"):

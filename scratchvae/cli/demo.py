@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from .support import (
-    HF, RUN_FILE, _files, _model_str, _set_threads, _subset, _threads, _write_json, evaluate_model)
+    HF, RUN_FILE, list_files, model_str, set_threads, subset_rows, threads_option, evaluate_model)
 
 
 def register(subparsers) -> None:
@@ -22,23 +22,30 @@ def register(subparsers) -> None:
                     "prior samples, reconstructions, the latent scatter by digit and the decoded "
                     "manifold; print the test ELBO, log p(x) and bits/dim. About a minute.")
     p.add_argument("--out", default=os.path.join("out", "demo"), metavar="DIR",
-                   help="folder for the PNGs, checkpoints and metrics")
+                   help="folder for the PNGs, checkpoints and metrics; empty, absent, or an "
+                        "earlier demo's (which this run replaces)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="use an --out folder that holds other files; its checkpoints, metrics "
+                        "and run.json are replaced, other files stay")
     p.add_argument("--epochs", type=int, default=40, help="training epochs")
     p.add_argument("--n-train", type=int, default=10000, help="embedded training images")
     p.add_argument("--seed", type=int, default=0, help="seed of the data, model and training")
     p.add_argument("--k", type=int, default=500, help="importance samples for log p(x)")
     p.add_argument("--subset", type=int, default=500, help="test images for log p(x)")
-    _threads(p)
+    threads_option(p)
     p.set_defaults(func=run_demo)
 
 
 def run_demo(args) -> int:
     """The README's main demo; see the ``demo --help`` description."""
-    _set_threads(args.threads)
+    set_threads(args.threads)
+    _check_out(args.out, args.overwrite)
+    import json
     import time
 
     import numpy as np
 
+    from ..checkpoint import write_text_atomic
     from ..data import binarize_static, load_embedded_digits
     from ..evaluate import bits_per_dim, elbo
     from ..train import TrainConfig, train
@@ -49,18 +56,24 @@ def run_demo(args) -> int:
     vae = VAE(784, 2, rng=np.random.default_rng([args.seed, 3]), hidden=(256, 256))
     config = TrainConfig(epochs=args.epochs, batch_size=100, lr=2e-3,
                          dynamic_binarization=True, seed=args.seed)
-    print(f"demo: VAE {_model_str(vae.config)}; Adam lr 2e-3, batch 100, {args.epochs} epochs "
+    print(f"demo: VAE {model_str(vae.config)}; Adam lr 2e-3, batch 100, {args.epochs} epochs "
           f"on {args.n_train} embedded digits, dynamic binarization")
-    os.makedirs(args.out, exist_ok=True)
-    _write_json(os.path.join(args.out, RUN_FILE),      # lets evaluate/sample find the data
-                dict(data="embedded", n_train=args.n_train, n_valid=1000, n_test=1000,
-                     data_seed=args.seed, binarize="dynamic", binarize_seed=args.seed))
-    history = train(vae, data.train.x, data.valid.x, config, out_dir=args.out)
+    record = dict(command="demo", data="embedded", n_train=args.n_train, n_valid=1000,
+                  n_test=1000, data_seed=args.seed, binarize="dynamic", binarize_seed=args.seed)
+
+    def log(line):        # run.json (lets evaluate/sample find the data) once training starts
+        if record:
+            write_text_atomic(os.path.join(args.out, RUN_FILE), json.dumps(record, indent=1))
+            record.clear()
+        print(line, flush=True)
+
+    history = train(vae, data.train.x, data.valid.x, config, out_dir=args.out, overwrite=True,
+                    threads=args.threads, log=log)
     t1 = time.perf_counter()
     full = {k: float(v.mean()) for k, v in
             elbo(vae, x_test, rng=np.random.default_rng([args.seed, 4]), n_samples=10).items()}
     full["bits_per_dim"] = float(bits_per_dim(-full["elbo"], 784))
-    idx, which = _subset(len(x_test), args.subset, args.seed)
+    idx, which = subset_rows(len(x_test), args.subset, args.seed)
     r = evaluate_model(vae, x_test[idx], k=args.k, seed=args.seed, elbo_samples=10)
     t2 = time.perf_counter()
     files = _demo_figures(vae, history, data.test.y, x_test, full, r, args)
@@ -72,8 +85,29 @@ def run_demo(args) -> int:
     print(f"  log p(x) test images: {which}")
     print(f"time: data + training {t1 - t0:.1f} s, evaluation {t2 - t1:.1f} s, figures "
           f"{time.perf_counter() - t2:.1f} s")
-    print("files:\n  " + "\n  ".join(files + [f for f in _files(args.out) if f not in files]))
+    print("files:\n  " + "\n  ".join(files + [f for f in list_files(args.out) if f not in files]))
     return 0
+
+
+def _check_out(out, overwrite) -> None:
+    """--out may be absent, empty or an earlier demo's folder; anything else needs --overwrite."""
+    import json
+
+    from ..runs import contents
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"--out {out!r} is a file; expected a folder (created if missing)")
+    here = contents(out)
+    if not here or overwrite:
+        return
+    try:
+        with open(os.path.join(out, RUN_FILE)) as f:
+            if json.load(f).get("command") == "demo":
+                return
+    except (OSError, ValueError, AttributeError):
+        pass
+    shown = ", ".join(here[:4]) + (", ..." if len(here) > 4 else "")
+    raise ValueError(f"--out {out!r} holds files that are not an earlier demo's ({shown}): pass "
+                     f"--overwrite to replace its checkpoints and metrics, or choose another --out")
 
 
 def _demo_figures(vae, history, labels, x_test, full, r, args) -> list:

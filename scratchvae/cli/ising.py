@@ -22,11 +22,17 @@ def register(subparsers) -> None:
     img = p.add_argument_group("image and noise")
     img.add_argument("--text", default="VI", help="letters to render as the clean image")
     img.add_argument("--size", type=int, default=128, help="image side in pixels (square)")
-    img.add_argument("--image", default=None, metavar="NPY",
-                     help="use this .npy file (2-D float array of -1/+1) instead of --text/--size")
+    img.add_argument("--image", default=None, metavar="FILE",
+                     help="use this clean image instead of --text/--size: a .npy file (2-D float "
+                          "array of -1/+1), a .png/.jpg image (converted to 8-bit grey) or a "
+                          ".csv grid of numbers; grey levels above half of full scale (k > 127 "
+                          "of 0..255, x > 0.5 of [0, 1]) become +1, the others -1; a CSV of only "
+                          "-1 and +1 is taken as it is, one of only 0 and 1 maps 1 to +1")
     img.add_argument("--noise", choices=("gaussian", "flip"), default="gaussian",
                      help="gaussian: x = z + sigma*n; flip: x = -z with probability p per pixel")
-    img.add_argument("--sigma", type=float, default=2.0, help="Gaussian noise scale (> 0)")
+    img.add_argument("--sigma", type=float, default=2.0,
+                     help="Gaussian noise scale, in [1e-100, 1e100] (sigma^2 and the noisy "
+                          "pixels squared must stay finite in float64)")
     img.add_argument("--p", type=float, default=0.3, help="flip probability, in (0, 0.5)")
     img.add_argument("--seed", type=int, default=0, help="seed of numpy.random.default_rng for "
                      "the noise and the Gibbs sampler")
@@ -55,6 +61,58 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def clean_image(path):
+    """The --image file as an (H, W) float64 image of -1/+1 (rules in the --image help).
+
+    A .npy file is returned as stored (the model's checks then name what is wrong with it).
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        An unknown suffix, an unreadable file, or values that are neither spins nor grey levels;
+        the message names --image.
+    """
+    import numpy as np
+
+    from ..data import read_csv_table, read_image
+    name = os.fspath(path)
+    if not os.path.isfile(name):
+        raise FileNotFoundError(f"--image: no such file: {name}")
+    suffix = os.path.splitext(name)[1].lower()
+    if suffix == ".npy":
+        try:
+            return np.load(name, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise ValueError(f"--image {name} is not a .npy file holding a numeric array "
+                             f"({exc})") from None
+    try:
+        if suffix in (".png", ".jpg", ".jpeg"):
+            return np.where(read_image(name) > 127, 1.0, -1.0)                    # (H, W)
+        if suffix == ".csv":
+            return _spins_from_table(read_csv_table(name).values, name)
+    except ValueError as exc:
+        raise ValueError(f"--image: {exc}") from None
+    raise ValueError(f"--image must be a .npy, .png, .jpg/.jpeg or .csv file, got {name}")
+
+
+def _spins_from_table(values, name):
+    """-1/+1 as they are; 0/1 integers: 1 -> +1; integers 0..255 thresholded at 127.5; floats
+    in [0, 1] at 0.5."""
+    import numpy as np
+    if np.all((values == 1) | (values == -1)):
+        return values.astype(np.float64)
+    if values.dtype.kind == "i" and np.all((values == 0) | (values == 1)):
+        return np.where(values == 1, 1.0, -1.0)
+    if values.dtype.kind == "i" and values.min() >= 0 and values.max() <= 255:
+        return np.where(values > 127, 1.0, -1.0)
+    if values.dtype.kind == "f" and np.all((values >= 0) & (values <= 1)):
+        return np.where(values > 0.5, 1.0, -1.0)
+    raise ValueError(f"{name} holds values in [{values.min()}, {values.max()}]; expected only -1 "
+                     f"and +1, integer grey levels 0..255, or decimals in [0, 1]")
+
+
 def run(args) -> int:
     """Run the experiment described by the parsed ``args``; returns the exit code 0."""
     import numpy as np
@@ -63,8 +121,12 @@ def run(args) -> int:
     from ..ising.baselines import denoise
     from ..viz.ising import denoising_figure, letter_image
 
+    if args.noise == "gaussian" and (args.sigma > 1e100 or 0 < args.sigma < 1e-100):
+        # (sigma <= 0 and NaN get the library's own message)
+        raise ValueError(f"--sigma must lie in [1e-100, 1e100] (sigma^2 and the noisy pixels "
+                         f"squared must stay finite in float64), got {args.sigma:g}")
     rng = np.random.default_rng(args.seed)
-    clean = np.load(args.image) if args.image else letter_image(args.text, args.size)
+    clean = clean_image(args.image) if args.image else letter_image(args.text, args.size)
     if args.noise == "gaussian":
         noisy = ising.add_gaussian_noise(clean, args.sigma, rng)
         model = ising.gaussian_model(noisy, args.sigma, coupling=args.coupling,

@@ -4,9 +4,10 @@ Every loader returns :class:`Splits` ``(train, valid, test)`` of :class:`Dataset
 ``x`` is (N, D) with one flattened row-major image per row, ``y`` (N,) int64 labels or ``None``.
 
 dtype is never changed behind your back. With ``dtype=None`` a file loader returns what the
-file stores: ``uint8`` grey levels 0..255 (MNIST IDX) or ``uint8`` 0/1 (``.amat``, binarized
-``.npz``). With ``dtype=np.float32`` or ``np.float64`` it returns floats in [0, 1]: grey levels
-are divided by 255, 0/1 data are cast. The embedded digits are floats in [0, 1] (float32
+file stores: ``uint8`` grey levels 0..255 (MNIST IDX, PNG/JPEG, CSV of integers), ``uint8`` 0/1
+(``.amat``, binarized ``.npz``), or floats (CSV with decimals, float ``.npy``/``.npz``). With
+``dtype=np.float32`` or ``np.float64`` it returns floats: uint8 grey levels are divided by 255,
+0/1 data and floats are cast. The embedded digits are floats in [0, 1] (float32
 unless asked otherwise).
 
 Binarization, for the Bernoulli likelihood p(x|z) = prod_d mu_d^x_d (1 - mu_d)^(1 - x_d),
@@ -18,62 +19,32 @@ which needs x in {0, 1}:
   acts as data augmentation and is the other convention of the VAE literature (e.g. Burda,
   Grosse & Salakhutdinov 2016). Log-likelihoods of the two are not comparable.
 
-The file-format readers live in :mod:`scratchvae.data.formats` and are re-exported here.
+Uniform dequantization, for a continuous likelihood (e.g. Gaussian pixels) on 8-bit grey levels
+k in {0, ..., 255}: x = (k + u) / 256 with u ~ U[0, 1) per pixel (:func:`dequantize`). A density
+p(x) on [0, 1)^D then bounds the probability of the 8-bit image, log P(k) >= E_u[log p(x)] -
+D log 256 (Theis, van den Oord & Bethge 2016, sec. 3.1), which
+:func:`scratchvae.evaluate.bits_per_dim_discrete` turns into bits per dimension on the
+256-level scale. Without it a density evaluated at the points k/255 can grow without bound.
+
+Modules: :mod:`.sources` (the front door :func:`load_dataset`, the embedded digits, the
+validation carve-out and subsets), :mod:`.formats` (MNIST IDX, .amat, .npz), :mod:`.images`
+(.npy, CSV, PNG/JPEG folders, IDX files under any name), :mod:`.digits`, :mod:`.download`.
+See docs/data.md.
 """
 from __future__ import annotations
 
-import os
-import re
-from pathlib import Path
-
 import numpy as np
 
-from ..validate import check_float_array, check_in_range, check_int, check_rng
-from .digits import render_digits
+from ..validate import check_dtype, check_float_array, check_in_range, check_int, check_rng
 from .formats import (  # noqa: F401  (re-exported)
     AMAT_FILES, MNIST_FILES, SPLITS, Dataset, Splits, check_float_dtype, to_float_pixels, load_amat,
-    load_amat_splits, load_idx, load_mnist_idx, load_npz)
+    load_amat_splits, load_idx, load_mnist_idx, load_npz, read_npz)
+from .images import (  # noqa: F401  (re-exported)
+    read_csv, read_csv_table, read_idx_images, read_image, read_image_folder, read_npy)
+from .sources import (  # noqa: F401  (re-exported)
+    carve, grey_levels, load_dataset, load_embedded_digits, read_source, subset)
 
 LIKELIHOODS = ("bernoulli", "gaussian")
-
-
-# ----------------------------------------------------------------------------- embedded digits
-def load_embedded_digits(n_train: int = 10000, n_valid: int = 1000, n_test: int = 1000,
-                         seed: int = 0, *, size: int = 28, dtype=np.float32) -> Splits:
-    """The default data: rendered digits (see :mod:`scratchvae.data.digits`), no files needed.
-
-    Parameters
-    ----------
-    n_train, n_valid, n_test : int
-        Images per split (n_train >= 1; the others may be 0). Labels are balanced per split.
-    seed : int
-        Seed (>= 0). Each split has its own stream (``SeedSequence(seed).spawn(3)``), so the
-        test set does not change when ``n_train`` does. Same seed -> bit-identical arrays.
-    size : int
-        Image side in pixels; D = size * size.
-    dtype : float32 (default; also for None) or float64
-
-    Returns
-    -------
-    Splits
-        ``x`` (n, size*size) ``dtype`` grey levels in [0, 1] (1 = ink), ``y`` (n,) int64.
-    """
-    counts = {"n_train": check_int("n_train", n_train, minimum=1),
-              "n_valid": check_int("n_valid", n_valid, minimum=0),
-              "n_test": check_int("n_test", n_test, minimum=0)}
-    seed = check_int("seed", seed, minimum=0)
-    size = check_int("size", size, minimum=8)
-    check_float_dtype(dtype)
-    dtype = np.float32 if dtype is None else dtype        # None: the generator's own float32
-    streams = np.random.SeedSequence(seed).spawn(3)
-    parts = []
-    for n, stream in zip(counts.values(), streams):
-        if n == 0:
-            parts.append(Dataset(np.zeros((0, size * size), dtype), np.zeros(0, np.int64)))
-        else:
-            parts.append(Dataset(*render_digits(n, np.random.default_rng(stream), size=size,
-                                                dtype=dtype)))
-    return Splits(*parts)
 
 
 # ----------------------------------------------------------------------------- binarization
@@ -90,6 +61,7 @@ def one_hot(labels, n_classes: int, dtype=np.float32) -> np.ndarray:
     The label input of a conditional VAE (``VAE(..., n_classes=C)``).
     """
     check_int("n_classes", n_classes, minimum=1)
+    check_dtype("dtype", dtype)
     if not isinstance(labels, np.ndarray) or labels.dtype.kind not in "iu":
         raise TypeError(f"labels must be an integer numpy.ndarray, got "
                         f"{getattr(labels, 'dtype', type(labels).__name__)}")
@@ -143,12 +115,54 @@ def binarize_static(x: np.ndarray, method: str = "threshold", *, threshold: floa
     np.ndarray, same shape and dtype as ``x``, values 0/1.
     """
     _check_unit("x", x)
+    seed = check_int("seed", seed, minimum=0)
     if method == "threshold":
         t = check_in_range("threshold", threshold, 0.0, 1.0)
         return (x > x.dtype.type(t)).astype(x.dtype)
     if method == "bernoulli":
-        return binarize(x, np.random.default_rng(check_int("seed", seed, minimum=0)))
+        return binarize(x, np.random.default_rng(seed))
     raise ValueError(f"method must be 'threshold' or 'bernoulli', got {method!r}")
+
+
+def dequantize(k: np.ndarray, rng: np.random.Generator, dtype=np.float32) -> np.ndarray:
+    """Uniform dequantization of 8-bit grey levels: ``x = (k + u) / 256``, ``u ~ U[0, 1)``.
+
+    Parameters
+    ----------
+    k : np.ndarray, any shape, uint8
+        Grey levels 0..255 as stored (e.g. ``load_dataset(path).train.x``).
+    rng : numpy.random.Generator
+        Source of u, one draw per pixel, in ``dtype``.
+    dtype : np.float32 or np.float64
+
+    Returns
+    -------
+    np.ndarray, same shape as ``k``, ``dtype``
+        x in the cell [k/256, (k + 1)/256) of its level; rounding k + u to ``dtype`` reaches the
+        upper edge when u is within half a unit in the last place of 1 (in float32 about one
+        pixel in 2^17 at k >= 128), a set of measure zero for the density.
+
+    Raises
+    ------
+    TypeError
+        ``k`` not a uint8 array, ``rng`` not a Generator, ``dtype`` not float32/float64.
+
+    Notes
+    -----
+    The cells of the 256 levels tile [0, 1), so a density p on [0, 1)^D gives the discrete
+    model P(k) = integral of p over the cell of k = 256^-D E_u[p((k + u)/256)] >= 256^-D
+    exp(E_u[log p(x)]) (Jensen; Theis, van den Oord & Bethge 2016, sec. 3.1): fitting p to x
+    maximizes a lower bound on log P(k). Bits per dimension on that scale:
+    :func:`scratchvae.evaluate.bits_per_dim_discrete`. Dividing by 256, not 255, is what makes
+    the cells tile [0, 1) with volume 256^-D each.
+    """
+    if not isinstance(k, np.ndarray) or k.dtype != np.uint8:
+        raise TypeError(f"k must be a uint8 numpy.ndarray of grey levels 0..255, got "
+                        f"{getattr(k, 'dtype', type(k).__name__)}")
+    check_rng("rng", rng)
+    dtype = check_dtype("dtype", dtype)
+    u = rng.random(k.shape, dtype=dtype)                                   # U[0, 1), k's shape
+    return (k.astype(dtype) + u) / dtype.type(256)
 
 
 # ----------------------------------------------------------------------------- validation
@@ -202,46 +216,3 @@ def check_data(x, likelihood: str, binarize: str | None = None, *, width: int | 
                              f"likelihood='bernoulli' needs 0/1 data: pass binarize='static' or "
                              f"'dynamic', or binarize it first")
     return x
-
-
-def load_dataset(source, *, dtype=None, **options) -> Splits:
-    """Front door: ``"embedded"`` or a path; the format is chosen from the name.
-
-    Parameters
-    ----------
-    source : str or Path
-        ``"embedded"`` -> :func:`load_embedded_digits`; a ``.npz`` file -> :func:`load_npz`;
-        an ``.amat`` file, or a directory holding ``binarized_mnist_*.amat`` ->
-        :func:`load_amat_splits`; an ``*-idx?-ubyte[.gz]`` file, or a directory holding the MNIST
-        IDX files -> :func:`load_mnist_idx`.
-    dtype : None, np.float32 or np.float64
-        None keeps the stored dtype (uint8 for IDX and .amat, as stored for .npz, float32 for
-        the embedded digits); a float dtype gives values in [0, 1].
-    **options
-        Passed to the loader (e.g. ``n_train``, ``seed`` for "embedded"; ``n_valid`` for IDX/npz).
-
-    Returns
-    -------
-    Splits
-    """
-    if isinstance(source, str) and source == "embedded":
-        return load_embedded_digits(dtype=np.float32 if dtype is None else dtype, **options)
-    path = Path(os.fspath(source))
-    if not path.exists():
-        raise FileNotFoundError(f"no such file or directory: {path} (or use 'embedded')")
-    name = path.name.lower()
-    if path.is_dir():
-        if all((path / f).is_file() for f in AMAT_FILES.values()):
-            return load_amat_splits(path, dtype=dtype, **options)
-        if any(path.glob("train-images[-.]idx3-ubyte*")):
-            return load_mnist_idx(path, dtype=dtype, **options)
-        raise FileNotFoundError(f"{path} holds neither {sorted(AMAT_FILES.values())} nor the "
-                                f"MNIST IDX files {sorted(f + '.gz' for f in MNIST_FILES.values())}")
-    if name.endswith(".npz"):
-        return load_npz(path, dtype=dtype, **options)
-    if name.endswith(".amat"):
-        return load_amat_splits(path, dtype=dtype, **options)
-    if re.search(r"idx\d-ubyte(\.gz)?$", name):
-        return load_mnist_idx(path.parent, dtype=dtype, **options)
-    raise ValueError(f"cannot tell the format of {path}: expected 'embedded', a .npz or .amat "
-                     f"file, an MNIST *-idx3-ubyte[.gz] file, or a directory holding such files")

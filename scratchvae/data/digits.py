@@ -38,7 +38,7 @@ import os
 
 import numpy as np
 
-from ..validate import check_int, check_rng
+from ..validate import check_dtype, check_int, check_rng
 
 # style name -> font file in matplotlib's mpl-data/fonts/ttf folder
 FONT_FILES = {
@@ -267,8 +267,7 @@ def render_digits(n: int, rng: np.random.Generator, *, size: int = 28, styles=No
     styles = DEFAULT_STYLES if styles is None else tuple(styles)
     if not styles or any(s not in STYLES for s in styles):
         raise ValueError(f"styles must be a non-empty subset of {STYLES}, got {styles!r}")
-    if np.dtype(dtype) not in (np.float32, np.float64):
-        raise TypeError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
+    dtype = check_dtype("dtype", dtype)
     p = _draw_params(n, len(styles), rng)
     unique = tuple(dict.fromkeys(styles))
     p["glyph"] = np.array([unique.index(s) for s in styles])[p["style"]] * 10 + p["label"]

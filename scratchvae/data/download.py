@@ -55,8 +55,16 @@ DATASETS = {"mnist": tuple(k for k in KNOWN_FILES if "ubyte" in k),
             "binarized_mnist": tuple(k for k in KNOWN_FILES if k.endswith(".amat"))}
 
 
+def _check_path(name: str, path):
+    """A file-system path (str or os.PathLike); an int would be read as a file descriptor."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path (str or os.PathLike), got {type(path).__name__}")
+    return path
+
+
 def sha256_of(path) -> str:
     """Hex SHA-256 of a file, read in 64 KiB chunks."""
+    _check_path("path", path)
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(_CHUNK), b""):
@@ -88,6 +96,8 @@ def fetch(url: str, dest_dir, sha256: str, *, timeout: float = 60.0,
 
     Raises
     ------
+    TypeError
+        An argument of the wrong type (url, sha256 or filename not a str, dest_dir not a path).
     ValueError
         Bad arguments, or the downloaded bytes do not have the expected SHA-256 (the partial file
         is deleted and an existing file of that name is left untouched).
@@ -95,7 +105,14 @@ def fetch(url: str, dest_dir, sha256: str, *, timeout: float = 60.0,
         Network failure, HTTP error or timeout (``urllib.error.URLError`` and friends), with the
         temporary file deleted.
     """
-    scheme = urllib.parse.urlsplit(url).scheme if isinstance(url, str) else None
+    if not isinstance(url, str):
+        raise TypeError(f"url must be a str, got {type(url).__name__}")
+    if not isinstance(sha256, str):
+        raise TypeError(f"sha256 must be a str of 64 hexadecimal characters, got {type(sha256).__name__}")
+    if filename is not None and not isinstance(filename, str):
+        raise TypeError(f"filename must be a str or None, got {type(filename).__name__}")
+    _check_path("dest_dir", dest_dir)
+    scheme = urllib.parse.urlsplit(url).scheme
     if scheme not in ("http", "https"):
         raise ValueError(f"url must be an http:// or https:// address, got {url!r}")
     if not isinstance(sha256, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):

@@ -1,7 +1,9 @@
 """Reading the formats people download: MNIST IDX (raw or .gz), Larochelle's .amat, .npz.
 
-Every loader returns :class:`Splits` ``(train, valid, test)`` of :class:`Dataset` ``(x, y)``.
-With ``dtype=None`` a loader returns what the file stores (``uint8``); with ``np.float32`` or
+Every ``load_*`` function returns :class:`Splits` ``(train, valid, test)`` of :class:`Dataset`
+``(x, y)``; :func:`read_npz` returns only the splits a file holds (for
+:func:`scratchvae.data.load_dataset`, which carves the missing validation split). With
+``dtype=None`` a loader returns what the file stores (``uint8``); with ``np.float32`` or
 ``np.float64`` floats in [0, 1] (grey levels divided by 255). Corrupt, truncated or
 mismatched files are refused with a message naming the file and what is wrong.
 
@@ -12,13 +14,15 @@ labels 0x00000801. Larochelle's ``.amat``: one image per line, 784 whitespace-se
 from __future__ import annotations
 
 import gzip
+import os
 import re
+import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from ..validate import check_int
+from ..validate import check_int, check_path
 
 SPLITS = ("train", "valid", "test")
 MNIST_FILES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
@@ -41,8 +45,15 @@ class Splits(NamedTuple):
 
 
 def check_float_dtype(dtype):
-    if dtype is not None and np.dtype(dtype) not in (np.float32, np.float64):
-        raise TypeError(f"dtype must be None, np.float32 or np.float64, got {np.dtype(dtype)}")
+    """Require None, np.float32 or np.float64 (TypeError naming ``dtype`` otherwise)."""
+    if dtype is None:
+        return
+    try:
+        ok = np.dtype(dtype) in (np.float32, np.float64)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise TypeError(f"dtype must be None, np.float32 or np.float64, got {dtype!r}")
 
 
 def to_float_pixels(x: np.ndarray, dtype, grey: bool) -> np.ndarray:
@@ -56,7 +67,7 @@ def to_float_pixels(x: np.ndarray, dtype, grey: bool) -> np.ndarray:
 # ----------------------------------------------------------------------------- file formats
 def _read_bytes(path) -> bytes:
     """File contents, gunzipped when the file starts with the gzip magic bytes."""
-    path = Path(path)
+    path = Path(check_path("path", path))
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     data = path.read_bytes()
@@ -124,7 +135,7 @@ def load_mnist_idx(directory, *, n_valid: int = 10000, dtype=None) -> Splits:
         ``x`` (N, 784) uint8 0..255 (``dtype=None``) or floats in [0, 1]; ``y`` (N,) int64.
         Sizes 60000 - n_valid, n_valid, 10000 for the official files.
     """
-    directory, n_valid = Path(directory), check_int("n_valid", n_valid, minimum=0)
+    directory, n_valid = Path(check_path("directory", directory)), check_int("n_valid", n_valid, minimum=0)
     check_float_dtype(dtype)
     out = {}
     for split in ("train", "test"):
@@ -175,7 +186,7 @@ def load_amat_splits(path, *, dtype=None) -> Splits:
     """The three ``binarized_mnist_{train,valid,test}.amat`` files, from their directory or any one
     of them (the others are found by replacing the split name). ``x`` uint8 0/1 or float, ``y`` None.
     """
-    path = Path(path)
+    path = Path(check_path("path", path))
     check_float_dtype(dtype)
     if path.is_dir():
         paths = {s: path / AMAT_FILES[s] for s in SPLITS}
@@ -188,39 +199,77 @@ def load_amat_splits(path, *, dtype=None) -> Splits:
     return Splits(*(Dataset(to_float_pixels(load_amat(paths[s]), dtype, False), None) for s in SPLITS))
 
 
-def load_npz(path, *, n_valid: int = 10000, dtype=None) -> Splits:
-    """An ``.npz`` with keys ``train``, ``valid``, ``test`` (labels optional as ``train_labels``...),
-    or Keras-style ``x_train``, ``y_train``, ``x_test``, ``y_test`` (valid = last ``n_valid`` of train).
+def check_stored(path, name: str, x: np.ndarray) -> np.ndarray:
+    """Images as a file stores them: (N, D), or (N, H, W) flattened row-major to (N, H*W);
+    uint8 (grey levels 0..255 or 0/1) or float. Anything else is refused naming ``path``."""
+    if (x.dtype != np.uint8 and x.dtype.kind != "f") or x.ndim not in (2, 3):
+        hint = ""
+        if x.ndim == 4 and x.shape[-1] in (3, 4):
+            hint = "; colour images must be converted to grey first"
+        elif x.dtype.kind in "iub" and x.ndim in (2, 3):
+            hint = "; store 8-bit grey levels 0..255 as x.astype(np.uint8)"
+        raise ValueError(f"{path}: {name} must be uint8 or float with shape (N, D) or (N, H, W), "
+                         f"got {x.dtype} {x.shape}{hint}")
+    return x.reshape(len(x), -1)
 
-    Images may be (N, D) or (N, H, W) (flattened row-major). uint8 arrays are returned as stored
-    with ``dtype=None``; with a float ``dtype`` they are divided by 255 if any split has a value
-    above 1 (grey levels), else cast (0/1 data). Float arrays are returned unchanged or cast.
+
+def read_npz(path) -> dict:
+    """The splits an ``.npz`` holds, as stored: ``{split: Dataset}`` for the splits present.
+
+    Layouts: a single array under any name (the training images); ``train`` with optional
+    ``valid`` and ``test``, labels ``<split>_labels``; or Keras style ``x_train`` with optional
+    ``x_valid`` and ``x_test``, labels ``y_<split>``. Images (N, D) or (N, H, W), uint8 or float;
+    labels (N,) integers, returned as int64.
     """
-    path, n_valid = Path(path), check_int("n_valid", n_valid, minimum=0)
-    check_float_dtype(dtype)
+    path = Path(check_path("path", path))
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
-    with np.load(path, allow_pickle=False) as f:
-        arrays = {k: f[k] for k in f.files}
-    if all(s in arrays for s in SPLITS):
-        xs = {s: arrays[s] for s in SPLITS}
-        ys = {s: arrays.get(f"{s}_labels") for s in SPLITS}
-    elif all(k in arrays for k in ("x_train", "x_test")):
-        x, y, n = arrays["x_train"], arrays.get("y_train"), len(arrays["x_train"])
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (ValueError, OSError, EOFError, AttributeError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path} is not a readable .npz archive of numeric arrays ({exc})") from None
+    if len(arrays) == 1:
+        keys, labels = {"train": next(iter(arrays))}, {}
+    elif "train" in arrays or "x_train" in arrays:
+        style = "train" in arrays
+        keys = {s: s if style else f"x_{s}" for s in SPLITS if (s if style else f"x_{s}") in arrays}
+        labels = {s: f"{s}_labels" if style else f"y_{s}" for s in keys}
+    else:
+        raise ValueError(f"{path} has keys {sorted(arrays)}; expected one array, or 'train' "
+                         f"(+ optional 'valid', 'test', '<split>_labels'), or 'x_train' "
+                         f"(+ optional 'x_valid', 'x_test', 'y_<split>')")
+    out = {}
+    for s, key in keys.items():
+        x = check_stored(path, s, arrays[key])
+        y = arrays.get(labels.get(s))
+        if y is not None and (y.shape != (len(x),) or y.dtype.kind not in "iu"):
+            raise ValueError(f"{path}: labels of {s} must have shape ({len(x)},) and an integer "
+                             f"dtype, got {y.dtype} {y.shape}")
+        out[s] = Dataset(x, None if y is None else y.astype(np.int64))
+    return out
+
+
+def load_npz(path, *, n_valid: int = 10000, dtype=None) -> Splits:
+    """An ``.npz`` (layouts in :func:`read_npz`); a missing valid split is the last ``n_valid``
+    training images, a missing test split is empty. (:func:`scratchvae.data.load_dataset`
+    instead carves a random validation split.)
+
+    uint8 arrays are returned as stored with ``dtype=None``; with a float ``dtype`` they are
+    divided by 255 if any split has a value above 1 (grey levels), else cast (0/1 data). Float
+    arrays are returned unchanged or cast.
+    """
+    n_valid = check_int("n_valid", n_valid, minimum=0)
+    check_float_dtype(dtype)
+    parts = read_npz(path)
+    if "valid" not in parts:
+        (x, y), n = parts["train"], len(parts["train"].x)
         if n_valid > n:
             raise ValueError(f"n_valid must be <= {n} (the training images), got {n_valid}")
-        xs = {"train": x[:n - n_valid], "valid": x[n - n_valid:], "test": arrays["x_test"]}
-        ys = {"train": None if y is None else y[:n - n_valid],
-              "valid": None if y is None else y[n - n_valid:], "test": arrays.get("y_test")}
-    else:
-        raise ValueError(f"{path} has keys {sorted(arrays)}; expected 'train', 'valid', 'test' "
-                         f"(+ optional '<split>_labels') or 'x_train', 'y_train', 'x_test', 'y_test'")
-    for s, x in xs.items():
-        if (x.dtype != np.uint8 and x.dtype.kind != "f") or x.ndim not in (2, 3):
-            raise ValueError(f"{path}: {s} must be uint8 or float with shape (N, D) or (N, H, W), "
-                             f"got {x.dtype} {x.shape}")
-        if ys[s] is not None and ys[s].shape != (len(x),):
-            raise ValueError(f"{path}: labels of {s} must have shape ({len(x)},), got {ys[s].shape}")
-    grey = any(x.dtype == np.uint8 and x.size and x.max() > 1 for x in xs.values())
-    return Splits(*(Dataset(to_float_pixels(xs[s].reshape(len(xs[s]), -1), dtype, grey),
-                            None if ys[s] is None else ys[s].astype(np.int64)) for s in SPLITS))
+        parts["train"] = Dataset(x[:n - n_valid], None if y is None else y[:n - n_valid])
+        parts["valid"] = Dataset(x[n - n_valid:], None if y is None else y[n - n_valid:])
+    if "test" not in parts:
+        x, y = parts["train"]
+        parts["test"] = Dataset(x[:0], None if y is None else y[:0])
+    grey = any(p.x.dtype == np.uint8 and p.x.size and p.x.max() > 1 for p in parts.values())
+    return Splits(*(Dataset(to_float_pixels(parts[s].x, dtype, grey), parts[s].y) for s in SPLITS))

@@ -33,7 +33,10 @@ is a pair of functions.
 
 dtype in = dtype out, float32 or float64; every argument must share z's dtype (no upcast).
 Bad input (shapes, dtypes, NaN or inf) is refused at each forward with an error naming the
-argument and what was expected.
+argument and what was expected; so are sizes (``D``), a ``cache`` that is not the forward's and
+``grads`` that are not a dict of arrays. A backward refuses a malformed upstream gradient the same
+way (TypeError / ValueError), but NaN or inf in it raises FloatingPointError: inside training
+that is what diverging parameters look like, and the trainer reports it as a divergence.
 """
 from .householder import (householder_backward, householder_forward, householder_n_params,
                           householder_pack_grads, householder_unpack)

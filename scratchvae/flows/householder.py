@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .params import check_nonzero, check_params, check_upstream, check_z, n_params, pack, unpack
+from ..validate import check_cache, check_int
+from .params import (check_nonzero, check_params, check_upstream, check_z, grad_size, n_params,
+                     pack, unpack)
 
 
 def reflect(z, v):
@@ -79,7 +81,7 @@ def householder_backward(dz_new, dlog_abs_det, cache):
 
     ``dz_new`` (..., D); ``dlog_abs_det`` (...,) or None. Pure: writes none of its inputs.
     """
-    z_new = cache[3]
+    z_new = check_cache(cache, 4, "householder_forward")[3]
     check_upstream(dz_new, dlog_abs_det, z_new.shape, z_new.dtype)
     dz, dv = reflect_backward(dz_new, cache)
     return {"z": dz, "v": dv}
@@ -91,7 +93,7 @@ def _layout(D: int) -> tuple:
 
 def householder_n_params(D: int) -> int:
     """D raw numbers per example: the reflection vector v."""
-    return n_params(_layout(D))
+    return n_params(_layout(check_int("D", D, minimum=1)))
 
 
 def householder_unpack(raw):
@@ -101,4 +103,4 @@ def householder_unpack(raw):
 
 def householder_pack_grads(grads):
     """Inverse of :func:`householder_unpack` for gradients: (..., D) from dict(v)."""
-    return pack(grads, _layout(grads["v"].shape[-1]))
+    return pack(grads, _layout(grad_size(grads, "v")))

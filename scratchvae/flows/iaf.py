@@ -35,16 +35,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..stable import sigmoid, softplus
-from ..validate import check_float_array, check_in_range, check_int
+from ..validate import check_cache, check_in_range, check_int
 from .made import MADE
-
-
-def _check_upstream(dz_new, dlog_abs_det, z):
-    """dz_new like z (N, D); dlog_abs_det (N,) or None (zeros). Returns dlog_abs_det."""
-    check_float_array("dz_new", dz_new, shape=z.shape, dtype=z.dtype)
-    if dlog_abs_det is None:
-        return np.zeros(z.shape[0], dtype=z.dtype)                       # (N,)
-    return check_float_array("dlog_abs_det", dlog_abs_det, shape=(z.shape[0],), dtype=z.dtype)
+from .params import check_upstream
 
 
 class IAFStep:
@@ -54,8 +47,8 @@ class IAFStep:
     ----------
     z_dim, context_dim : int
         D and C.
-    hidden : int or sequence of int
-        Hidden widths of the MADE.
+    hidden : sequence of int
+        Hidden widths of the MADE, e.g. ``(64,)``.
     rng : numpy.random.Generator
         Draws the MADE's initial weights.
     activation : {"relu", "elu"}
@@ -105,9 +98,11 @@ class IAFStep:
         """Return ``({"z": dz, "context": dcontext}, grads)``; grads keyed like ``params``.
 
         ``dz_new`` (N, D); ``dlog_abs_det`` (N,) or None for zeros. Pure: writes nothing it is
-        given. Formulas in :meth:`forward`.
+        given. Formulas in :meth:`forward`. NaN or inf in ``dz_new`` or ``dlog_abs_det`` is a
+        FloatingPointError (the parameters have diverged; see ``flows.params.check_upstream``).
         """
-        dlog_abs_det = _check_upstream(dz_new, dlog_abs_det, cache[0])
+        z = check_cache(cache, 5, "IAFStep.forward")[0]
+        dlog_abs_det = check_upstream(dz_new, dlog_abs_det, z.shape, z.dtype)
         return self._backward(dz_new, dlog_abs_det, cache)
 
     def _backward(self, dz_new, dlog_abs_det, cache):
@@ -128,8 +123,8 @@ class IAF:
     ----------
     z_dim, context_dim : int
         D and C.
-    hidden : int or sequence of int
-        Hidden widths of every step's MADE.
+    hidden : sequence of int
+        Hidden widths of every step's MADE, e.g. ``(64,)``.
     n_steps : int
         K >= 1.
     rng : numpy.random.Generator
@@ -175,14 +170,16 @@ class IAF:
             z = y[:, ::-1] if k % 2 else y                               # (N, D)
             log_abs_det += lad
             caches.append(cache)
-        return np.ascontiguousarray(z), log_abs_det, caches
+        return np.ascontiguousarray(z), log_abs_det, tuple(caches)
 
     def backward(self, dz_new: np.ndarray, dlog_abs_det, cache):
         """Return ``({"z": dz, "context": dcontext}, grads)``; grads keyed like ``params``.
 
-        ``dz_new`` (N, D); ``dlog_abs_det`` (N,) or None for zeros. Pure.
+        ``dz_new`` (N, D); ``dlog_abs_det`` (N,) or None for zeros. Pure. NaN or inf in them is a
+        FloatingPointError, as in :meth:`IAFStep.backward`.
         """
-        dlog_abs_det = _check_upstream(dz_new, dlog_abs_det, cache[0][0])
+        z = check_cache(cache, len(self.steps), "IAF.forward")[0][0]
+        dlog_abs_det = check_upstream(dz_new, dlog_abs_det, z.shape, z.dtype)
         dz, dcontext, grads = dz_new, 0, {}
         for k in range(len(self.steps) - 1, -1, -1):
             dy = dz[:, ::-1] if k % 2 else dz                            # (N, D)

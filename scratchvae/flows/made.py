@@ -36,19 +36,26 @@ from __future__ import annotations
 import numpy as np
 
 from ..nn import ReLU, glorot_uniform, he_normal
-from ..validate import check_float_array, check_int, check_rng
+from ..validate import (check_cache, check_choice, check_dtype, check_float_array, check_gradient,
+                        check_int, check_int_sequence, check_rng)
 
 
 def hidden_degrees(width: int, z_dim: int) -> np.ndarray:
-    """Degrees 0, 1, ..., z_dim-1, 0, 1, ... of a hidden layer of ``width`` units: (width,)."""
-    return np.arange(width) % z_dim
+    """Degrees 0, 1, ..., z_dim-1, 0, 1, ... of a hidden layer of ``width`` units: (width,).
+
+    ``width`` and ``z_dim`` are integers >= 1 (TypeError / ValueError naming them otherwise).
+    """
+    return np.arange(check_int("width", width, minimum=1)) % check_int("z_dim", z_dim, minimum=1)
 
 
 def made_masks(z_dim: int, hidden) -> list:
     """Masks (n_in, n_out) of float 0/1: one per hidden layer, then the output mask (H_L, D).
 
     Input j has degree j+1 (1-indexed), output d has degree d+1; see the module docstring.
+    ``z_dim`` is an integer >= 1, ``hidden`` a sequence of integers >= 1 (a list or tuple).
     """
+    z_dim = check_int("z_dim", z_dim, minimum=1)
+    hidden = check_int_sequence("hidden", hidden, minimum=1)
     degrees_in = np.arange(1, z_dim + 1)                                 # (D,)
     masks = []
     for width in hidden:
@@ -128,8 +135,9 @@ class MADE:
         D, the number of autoregressive variables.
     context_dim : int
         C, the width of the context h (0 for none); it enters the first hidden layer unmasked.
-    hidden : int or sequence of int
-        Hidden widths (an int means one hidden layer). Widths of at least D give every degree a unit.
+    hidden : sequence of int
+        Hidden widths, at least one, e.g. ``(64,)`` (a bare int is refused, as for the VAE's
+        ``hidden``). Widths of at least D give every degree a unit.
     rng : numpy.random.Generator
         Draws the initial weights; the masks are deterministic.
     activation : {"relu", "elu"}
@@ -148,17 +156,12 @@ class MADE:
                  activation: str = "relu", dtype=np.float32):
         self.z_dim = check_int("z_dim", z_dim, minimum=1)
         self.context_dim = check_int("context_dim", context_dim, minimum=0)
-        hidden = (hidden,) if isinstance(hidden, (int, np.integer)) else tuple(hidden)
+        hidden = tuple(check_int_sequence("hidden", hidden, minimum=1))
         if not hidden:
             raise ValueError("hidden must list at least one hidden width, got ()")
-        for k, width in enumerate(hidden):
-            check_int(f"hidden[{k}]", width, minimum=1)
         check_rng("rng", rng)
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-        self.dtype = np.dtype(dtype)
-        if self.dtype not in (np.float32, np.float64):
-            raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
+        check_choice("activation", activation, sorted(ACTIVATIONS))
+        self.dtype = check_dtype("dtype", dtype)
         self.hidden, self.activation = hidden, ACTIVATIONS[activation]()
         init = {"relu": he_normal, "elu": glorot_uniform}[activation]
         *hidden_masks, out_mask = made_masks(self.z_dim, hidden)
@@ -213,9 +216,9 @@ class MADE:
         ``grads`` has the keys of ``params``. Pure: writes neither ``cache`` nor ``params``.
         """
         dm, ds = dout
-        context = cache[0]
+        context = check_cache(cache, 4, "MADE.forward")[0]
         for name, d in (("dm", dm), ("ds", ds)):
-            check_float_array(name, d, shape=(context.shape[0], self.z_dim), dtype=self.dtype)
+            check_gradient(name, d, shape=(context.shape[0], self.z_dim), dtype=self.dtype)
         return self._backward(dout, cache)
 
     def _backward(self, dout, cache):

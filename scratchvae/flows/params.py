@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..validate import check_float_array, check_same_dtype
+from ..validate import check_float_array, check_gradient, check_int, check_mapping, check_same_dtype
 
 
 def _trailing(size) -> tuple:
@@ -29,17 +29,34 @@ def _size(size) -> int:
 
 
 def n_params(layout) -> int:
-    """Total number of raw numbers per example described by ``layout``."""
+    """Total number of raw numbers per example described by ``layout``.
+
+    Raises TypeError unless ``layout`` is a tuple or list of (name, size) pairs, each size None,
+    an integer or a tuple of integers; ValueError for a negative size.
+    """
+    if not isinstance(layout, (tuple, list)):
+        raise TypeError(f"layout must be a tuple of (name, size) pairs such as (('u', 3), "
+                        f"('b', None)), got {type(layout).__name__} {layout!r}")
+    for i, pair in enumerate(layout):
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and isinstance(pair[0], str)):
+            raise TypeError(f"layout[{i}] must be a (name, size) pair, got {pair!r}")
+        for k in _trailing(pair[1]):
+            check_int(f"the size of layout[{i}]", k, minimum=0)
+    return _count(layout)
+
+
+def _count(layout) -> int:
+    """:func:`n_params` without checks (for the layouts of this package's families)."""
     return sum(_size(size) for _, size in layout)
 
 
 def _dim_from_n(layout_of_dim, n: int, family: str) -> int:
     """The D with ``n_params(layout_of_dim(D)) == n`` (sizes grow with D), or a ValueError."""
     D = 1
-    while n_params(layout_of_dim(D)) < n:
+    while _count(layout_of_dim(D)) < n:
         D += 1
-    if n_params(layout_of_dim(D)) != n:
-        valid = ", ".join(str(n_params(layout_of_dim(d))) for d in range(1, 5))
+    if _count(layout_of_dim(D)) != n:
+        valid = ", ".join(str(_count(layout_of_dim(d))) for d in range(1, 5))
         raise ValueError(f"raw must have a last axis of {family}_n_params(D) for some D "
                          f"({valid}, ... for D = 1, 2, 3, 4, ...), got {n}")
     return D
@@ -65,8 +82,23 @@ def unpack(raw: np.ndarray, layout_of_dim, family: str) -> dict:
     return out
 
 
+def grad_size(grads, name: str, axis: int = -1) -> int:
+    """The length of axis ``axis`` of ``grads[name]``, where a ``<family>_pack_grads`` reads D
+    (or Householder-Sylvester's K), after checking that ``grads`` is a dict of arrays holding
+    ``name``: the door of every ``pack_grads``. TypeError naming ``grads`` otherwise; KeyError
+    for a missing entry, as in :func:`pack`."""
+    check_mapping("grads", grads, values=np.ndarray)
+    if name not in grads:
+        raise KeyError(f"grads has no entry {name!r}; expected the dict a backward returned")
+    if grads[name].ndim < -axis:
+        raise ValueError(f"grads[{name!r}] must have at least {-axis} axes, got shape "
+                         f"{grads[name].shape}")
+    return grads[name].shape[axis]
+
+
 def pack(grads: dict, layout) -> np.ndarray:
     """Concatenate ``grads[name]`` for each name of ``layout`` into one ``(..., n)`` array."""
+    check_mapping("grads", grads, values=np.ndarray)
     missing = [name for name, _ in layout if name not in grads]
     if missing:
         raise KeyError(f"grads has no entry for {missing}; expected keys {[n for n, _ in layout]}")
@@ -107,8 +139,13 @@ def check_nonzero(name: str, sq_norm: np.ndarray, why: str) -> None:
 
 
 def check_upstream(dz_new, dlog_abs_det, z_shape: tuple, dtype) -> np.ndarray:
-    """``dz_new (..., D)`` like z; ``dlog_abs_det (...,)`` or None (zeros). Returns dlog_abs_det."""
-    check_float_array("dz_new", dz_new, shape=z_shape, dtype=dtype)
+    """``dz_new (..., D)`` like z; ``dlog_abs_det (...,)`` or None (zeros). Returns dlog_abs_det.
+
+    A wrong type, dtype or shape is a TypeError / ValueError; NaN or inf is a FloatingPointError
+    (``validate.check_gradient``): inside training it means the parameters have diverged, and
+    the trainer reports it as such.
+    """
+    check_gradient("dz_new", dz_new, shape=z_shape, dtype=dtype)
     if dlog_abs_det is None:
         return np.zeros(z_shape[:-1], dtype=dtype)                             # (...,)
-    return check_float_array("dlog_abs_det", dlog_abs_det, shape=z_shape[:-1], dtype=dtype)
+    return check_gradient("dlog_abs_det", dlog_abs_det, shape=z_shape[:-1], dtype=dtype)

@@ -24,7 +24,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..stable import sigmoid, softplus
-from .params import check_nonzero, check_params, check_upstream, check_z, n_params, pack, unpack
+from ..validate import check_cache, check_int
+from .params import (check_nonzero, check_params, check_upstream, check_z, grad_size, n_params,
+                     pack, unpack)
 
 
 def _constrain(u, w, wsq):
@@ -115,7 +117,7 @@ def planar_backward(dz_new, dlog_abs_det, cache):
     c:              dsp += dc / |w|^2;  dwu = -dc / |w|^2;  dw += -2 c dc w / |w|^2
     sp = softplus:  dwu += dsp sigmoid(w.u);  du += dwu w;  dw += dwu u
     """
-    z, u, w, u_hat, t, g, (wu, sp, wsq, coef) = cache
+    z, u, w, u_hat, t, g, (wu, sp, wsq, coef) = check_cache(cache, 7, "planar_forward")
     dlog_abs_det = check_upstream(dz_new, dlog_abs_det, z.shape, z.dtype)
     one, two = z.dtype.type(1), z.dtype.type(2)
     dg = dlog_abs_det / g                                        # (...,)
@@ -141,7 +143,7 @@ def _layout(D: int) -> tuple:
 
 def planar_n_params(D: int) -> int:
     """2D + 1 raw numbers per example: u (D), w (D), b (1)."""
-    return n_params(_layout(D))
+    return n_params(_layout(check_int("D", D, minimum=1)))
 
 
 def planar_unpack(raw):
@@ -151,4 +153,4 @@ def planar_unpack(raw):
 
 def planar_pack_grads(grads):
     """Inverse of :func:`planar_unpack` for gradients: (..., 2D + 1) from dict(u, w, b)."""
-    return pack(grads, _layout(grads["u"].shape[-1]))
+    return pack(grads, _layout(grad_size(grads, "u")))

@@ -29,8 +29,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..stable import sigmoid, softplus
-from ..validate import check_float_array, check_same_dtype, check_same_shape
-from .params import check_params, check_upstream, check_z, n_params, pack, unpack
+from ..validate import check_cache, check_float_array, check_int, check_same_dtype, check_same_shape
+from .params import check_params, check_upstream, check_z, grad_size, n_params, pack, unpack
 
 
 def radial_constrain(raw_alpha, raw_beta):
@@ -112,7 +112,7 @@ def radial_backward(dz_new, dlog_abs_det, cache):
     r = |d|:               dd += dr d / r;  dz += dd;  dz_ref = -dd
     softplus:              draw_alpha = dalpha sigmoid(raw_alpha);  draw_beta = ds sigmoid(raw_beta)
     """
-    raw_alpha, raw_beta, alpha, s, beta, d, r, h, quad = cache
+    raw_alpha, raw_beta, alpha, s, beta, d, r, h, quad = check_cache(cache, 9, "radial_forward")
     dl = check_upstream(dz_new, dlog_abs_det, d.shape, d.dtype)
     D = d.shape[-1]
     k_lo, k_hi, two = d.dtype.type(D - 1), d.dtype.type(D + 1), d.dtype.type(2)
@@ -135,7 +135,7 @@ def _layout(D: int) -> tuple:
 
 def radial_n_params(D: int) -> int:
     """D + 2 raw numbers per example: z_ref (D), raw_alpha (1), raw_beta (1)."""
-    return n_params(_layout(D))
+    return n_params(_layout(check_int("D", D, minimum=1)))
 
 
 def radial_unpack(raw):
@@ -145,4 +145,4 @@ def radial_unpack(raw):
 
 def radial_pack_grads(grads):
     """Inverse of :func:`radial_unpack` for gradients: (..., D + 2) from dict(z_ref, raw_*)."""
-    return pack(grads, _layout(grads["z_ref"].shape[-1]))
+    return pack(grads, _layout(grad_size(grads, "z_ref")))

@@ -44,9 +44,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..validate import check_float_array, check_int
+from ..validate import check_cache, check_float_array, check_int
 from .householder import reflect, reflect_backward
-from .params import check_nonzero, check_params, check_upstream, check_z, n_params, pack, unpack
+from .params import (check_nonzero, check_params, check_upstream, check_z, grad_size, n_params,
+                     pack, unpack)
 
 
 def _upper(diag, offdiag):
@@ -146,7 +147,7 @@ def triangular_sylvester_backward(dz_new, dlog_abs_det, cache):
     dict(z, raw_r_diag, r_offdiag, raw_r_tilde_diag, r_tilde_offdiag, b). ``dz_new`` (..., D);
     ``dlog_abs_det`` (...,) or None (zeros). Pure: writes none of its inputs.
     """
-    reverse, core = cache
+    reverse, core = check_cache(cache, 2, "triangular_sylvester_forward")
     dl = check_upstream(dz_new, dlog_abs_det, core[0].shape, core[0].dtype)
     dy, grads = _core_backward(dz_new[..., ::-1] if reverse else dz_new, dl, core)
     return {"z": dz_new + (dy[..., ::-1] if reverse else dy), **grads}
@@ -181,8 +182,8 @@ def householder_sylvester_forward(z, v, raw_r_diag, r_offdiag, raw_r_tilde_diag,
     D = check_z(z)
     check_float_array("v", v)
     if v.ndim != z.ndim + 1 or v.shape[-1] != D or v.shape[-2] < 1:
-        raise ValueError(f"v must have shape {z.shape[:-1]} + (n_reflections >= 1, {D}), "
-                         f"got {v.shape}")
+        raise ValueError(f"v must have shape {z.shape[:-1]} + (n_reflections >= 1, {D}) (z's "
+                         f"leading axes and D of z, shape {z.shape}), got {v.shape}")
     _check_core(z, raw_r_diag, r_offdiag, raw_r_tilde_diag, r_tilde_offdiag, b,
                 extra={"v": (v, v.shape[-2:])})
     check_nonzero("v", (v * v).sum(-1), "H(v_k) divides by |v_k|^2")
@@ -205,7 +206,7 @@ def householder_sylvester_backward(dz_new, dlog_abs_det, cache):
 
     ``dz_new`` (..., D); ``dlog_abs_det`` (...,) or None (zeros). Pure: writes none of its inputs.
     """
-    v_shape, into, core, back = cache
+    v_shape, into, core, back = check_cache(cache, 4, "householder_sylvester_forward")
     y = core[0]
     dl = check_upstream(dz_new, dlog_abs_det, y.shape, y.dtype)
     dv = np.zeros(v_shape, dtype=y.dtype)                        # (..., K, D)
@@ -229,7 +230,7 @@ def _layout(D: int, n_reflections: int = 0) -> tuple:
 
 def triangular_sylvester_n_params(D: int) -> int:
     """D^2 + 2D raw numbers per example: two diagonals (D each), two upper triangles, b (D)."""
-    return n_params(_layout(D))
+    return n_params(_layout(check_int("D", D, minimum=1)))
 
 
 def triangular_sylvester_unpack(raw):
@@ -239,12 +240,13 @@ def triangular_sylvester_unpack(raw):
 
 def triangular_sylvester_pack_grads(grads):
     """Inverse of :func:`triangular_sylvester_unpack` for gradients: (..., D^2 + 2D)."""
-    return pack(grads, _layout(grads["b"].shape[-1]))
+    return pack(grads, _layout(grad_size(grads, "b")))
 
 
 def householder_sylvester_n_params(D: int, n_reflections: int) -> int:
     """K D + D^2 + 2D raw numbers per example: v (K, D) first, then as the triangular flow."""
-    return n_params(_layout(D, check_int("n_reflections", n_reflections, minimum=1)))
+    return n_params(_layout(check_int("D", D, minimum=1),
+                            check_int("n_reflections", n_reflections, minimum=1)))
 
 
 def householder_sylvester_unpack(raw, n_reflections: int):
@@ -255,4 +257,4 @@ def householder_sylvester_unpack(raw, n_reflections: int):
 
 def householder_sylvester_pack_grads(grads):
     """Inverse of :func:`householder_sylvester_unpack` for gradients: (..., K D + D^2 + 2D)."""
-    return pack(grads, _layout(grads["b"].shape[-1], grads["v"].shape[-2]))
+    return pack(grads, _layout(grad_size(grads, "b"), grad_size(grads, "v", axis=-2)))

@@ -10,6 +10,22 @@ vectorized; ICM and Gibbs update one colour of :func:`~scratchvae.ising.colour_m
               that colour to its conditional mode, so E(z) never increases (Besag 1986).
 - Gibbs:      z_i ~ p(z_i | z_-i), p(z_i = +1 | z_-i) = sigmoid(2 a_i) = (1 + tanh(a_i)) / 2;
               posterior mean = average of z over the sweeps after ``burn_in`` (Geman & Geman 1984).
+
+How a colour step is vectorized. Written with a colour mask it is
+
+    a = J * neighbour_sum(z) + h;   z = np.where(mask, new_spin(a), z)
+
+which computes the field of every pixel and rewrites the whole image for each colour. Here z is
+kept as its four sub-lattices z[p::2, q::2] (p, q: row and column parity), each a contiguous
+array with a zero border (the free boundary), and a colour is one or two whole sub-lattices
+(``_COLOURS``). The neighbour of pixel (2i + p, 2j + q) at offset (di, dj) is pixel
+(2i' + p', 2j' + q') with p' = (p + di) mod 2 and i' = i + floor((p + di) / 2) (columns alike),
+so the neighbours of a whole sub-lattice are shifted slices of another one: each pixel's field is
+computed once per sweep, on contiguous memory (``_SubLattices``; the mean-field sweep does the
+same with strided slices). On spins the neighbour sum is a sum of integers, so the field is
+bit-for-bit the masked form's. At 1024 x 1024 this made an ICM sweep about 5x and a Gibbs sweep
+about 3.5x faster than the masked form (``bench/bench_ising.py``). The per-pixel loops in
+``tests/test_ising_baselines.py`` are the textbook scan both are checked against.
 """
 from __future__ import annotations
 
@@ -17,11 +33,91 @@ import time
 
 import numpy as np
 
-from ..validate import check_int, check_rng
-from .mean_field import (IsingModel, IsingResult, local_field, log_joint_unchecked, check_mean, check_model,
-                    colour_masks, mean_field)
+from ..validate import check_int, check_int_sequence, check_rng
+from .mean_field import IsingModel, IsingResult, check_mean, check_model, mean_field
 
 METHODS = ("threshold", "mean_field", "icm", "gibbs")
+
+# The colours of colour_masks as (row parity, column parity) sub-lattices, in sweep order:
+# 4 neighbours: colour (i + j) mod 2; 8 neighbours: colour 2 (i mod 2) + j mod 2.
+_COLOURS = {4: (((0, 0), (1, 1)), ((0, 1), (1, 0))),
+            8: (((0, 0),), ((0, 1),), ((1, 0),), ((1, 1),))}
+_OFFSETS = {4: ((-1, 0), (1, 0), (0, -1), (0, 1))}
+_OFFSETS[8] = _OFFSETS[4] + ((-1, -1), (-1, 1), (1, -1), (1, 1))
+
+
+class _SubLattices:
+    """Spins z (H, W) kept as the four zero-bordered sub-lattices z[p::2, q::2] (module docstring).
+
+    ``own[p, q]`` is a writable view of sub-lattice (p, q), shape (ceil((H - p) / 2),
+    ceil((W - q) / 2)); :meth:`field` returns a new array of the local field there.
+    """
+
+    def __init__(self, model: IsingModel, z: np.ndarray):
+        H, W = model.shape
+        self.shape, self.dtype = model.shape, z.dtype
+        self.J, self.offsets = z.dtype.type(model.coupling), _OFFSETS[model.neighbours]
+        quarters = ((0, 0), (0, 1), (1, 0), (1, 1))
+        shape = ((H + 1) // 2 + 2, (W + 1) // 2 + 2)                  # zero border: free boundary
+        self.padded = {pq: np.zeros(shape, dtype=z.dtype) for pq in quarters}
+        self.padded_h = {pq: np.zeros(shape, dtype=z.dtype) for pq in quarters}
+        self.own, self.h = {}, {}
+        for p, q in quarters:
+            nr, nc = (H - p + 1) // 2, (W - q + 1) // 2
+            self.own[p, q] = self.padded[p, q][1:1 + nr, 1:1 + nc]   # views: writes go to padded
+            self.h[p, q] = self.padded_h[p, q][1:1 + nr, 1:1 + nc]
+            self.own[p, q][...] = z[p::2, q::2]
+            self.h[p, q][...] = model.half_log_odds[p::2, q::2]
+        self.sum_c = float(np.sum(model.mean_log_lik))
+
+    def neighbours(self, p: int, q: int, di: int, dj: int) -> np.ndarray:
+        """View of z[2i + p + di, 2j + q + dj] for every pixel (i, j) of sub-lattice (p, q), shaped
+        like ``own[p, q]`` (0 past the image's edge)."""
+        nr, nc = self.own[p, q].shape
+        fi, fj = (p + di) // 2, (q + dj) // 2                        # floor: -1, 0 or +1
+        return self.padded[(p + di) % 2, (q + dj) % 2][1 + fi:1 + fi + nr, 1 + fj:1 + fj + nc]
+
+    def field(self, p: int, q: int) -> np.ndarray:
+        """a = J * sum_{(di, dj)} z[2i + p + di, 2j + q + dj] + h on sub-lattice (p, q), new array."""
+        first, second, *rest = self.offsets                          # the order of neighbour_sum
+        a = np.add(self.neighbours(p, q, *first), self.neighbours(p, q, *second))
+        for di, dj in rest:
+            a += self.neighbours(p, q, di, dj)
+        a *= self.J
+        a += self.h[p, q]
+        return a
+
+    def image(self, parts=None) -> np.ndarray:
+        """z (or ``parts``: one array per sub-lattice, shaped like ``own``) as a new (H, W) array."""
+        out = np.empty(self.shape, dtype=self.dtype)
+        for (p, q), part in (parts or self.own).items():
+            out[p::2, q::2] = part
+        return out
+
+    def log_joint(self) -> float:
+        """log p~(z, x) = J sum_{i~j} z_i z_j + sum_i (c_i + h_i z_i), each edge i~j once: from
+        pixel i to its neighbour below, to the right (and, with 8 neighbours, below-left and
+        below-right).
+
+        Each sum is a dot product of whole zero-bordered arrays, flattened row-major: the
+        neighbour at (fi, fj) of entry k of one is entry k + fi * row + fj of the other, and a
+        product with a border entry is 0, so only the real pixel pairs count.
+        """
+        row, pair, lik = self.padded[0, 0].shape[1], 0.0, 0.0
+        for (p, q), z in self.padded.items():
+            z = z.reshape(-1)
+            for di, dj in self.offsets:
+                if (di, dj) > (0, 0):                                # (0, 1), (1, -1), (1, 0), (1, 1)
+                    other = self.padded[(p + di) % 2, (q + dj) % 2].reshape(-1)
+                    k = (p + di) // 2 * row + (q + dj) // 2          # flat offset of the neighbour
+                    pair += _dot(z[:z.size - k], other[k:]) if k >= 0 else _dot(z[-k:], other[:k])
+            lik += _dot(z, self.padded_h[p, q].reshape(-1))
+        return float(self.J * pair + lik + self.sum_c)
+
+def _dot(a: np.ndarray, b: np.ndarray) -> float:
+    """sum_i a_i b_i of two 1-D arrays, in NumPy's own loop (a BLAS dot could wake BLAS threads
+    that then compete with the sweeps for the cores)."""
+    return np.einsum("i,i->", a, b)
 
 
 def _spins(v: np.ndarray) -> np.ndarray:
@@ -58,7 +154,7 @@ def icm(model: IsingModel, *, max_sweeps=50, init="likelihood", record=()) -> Is
     model : IsingModel
     max_sweeps : int >= 0
     init : "likelihood" (sign(h)) or (H, W) array of +-1
-    record : iterable of int
+    record : sequence of int >= 0
         Sweeps after which to keep a copy of z.
 
     Returns
@@ -69,24 +165,31 @@ def icm(model: IsingModel, *, max_sweeps=50, init="likelihood", record=()) -> Is
     Notes
     -----
     For each colour c: a = J nbr_sum(z) + h; z_i <- sign(a_i) where colour(i) = c and a_i != 0.
+    Computed as: flip z_i where a_i z_i < 0 (the field disagrees with the spin), on the
+    sub-lattices of colour c (module docstring).
     """
     check_model(model)
     max_sweeps = check_int("max_sweeps", max_sweeps, minimum=0)
-    record = {check_int("record entry", r, minimum=0) for r in record}
-    z = _initial_spins(model, init)
-    energy, snapshots, seconds, sweep, changed = [-float(log_joint_unchecked(model, z))], {}, 0.0, 0, True
+    record = set(check_int_sequence("record", record, minimum=0))
+    lat = _SubLattices(model, _initial_spins(model, init))
+    energy, snapshots, seconds, sweep, changed = [-lat.log_joint()], {}, 0.0, 0, True
     while sweep < max_sweeps and changed:
-        t0, old = time.perf_counter(), z
-        for mask in colour_masks(z.shape, model.neighbours):
-            a = local_field(model, z)                             # (H, W)
-            z = np.where(mask & (a != 0), _spins(a), z)
+        t0, changed = time.perf_counter(), False
+        for colour in _COLOURS[model.neighbours]:
+            for pq in colour:
+                z = lat.own[pq]                                      # view, (nr, nc)
+                disagree = lat.field(*pq)
+                disagree *= z
+                disagree = disagree < 0                              # a_i z_i < 0
+                np.negative(z, out=z, where=disagree)                # z_i <- sign(a_i) there
+                changed |= bool(disagree.any())
         seconds += time.perf_counter() - t0
-        changed, sweep = bool(np.any(z != old)), sweep + 1
-        energy.append(-float(log_joint_unchecked(model, z)))
+        sweep += 1
+        energy.append(-lat.log_joint())
         if sweep in record:
-            snapshots[sweep] = z.copy()
-    return IsingResult("icm", z, np.asarray(energy), "energy -log p~(z, x)", sweep, not changed,
-                       seconds / max(sweep, 1), snapshots)
+            snapshots[sweep] = lat.image()
+    return IsingResult("icm", lat.image(), np.asarray(energy), "energy -log p~(z, x)", sweep,
+                       not changed, seconds / max(sweep, 1), snapshots)
 
 
 def gibbs(model: IsingModel, *, rng, n_sweeps=500, burn_in=100, init="likelihood",
@@ -97,13 +200,14 @@ def gibbs(model: IsingModel, *, rng, n_sweeps=500, burn_in=100, init="likelihood
     ----------
     model : IsingModel
     rng : numpy.random.Generator
-        The only source of randomness (one uniform array per colour per sweep).
+        The only source of randomness: per colour, one array ``u = rng.random((nr, nc), dtype)``
+        in the model's dtype for each of its sub-lattices (module docstring).
     n_sweeps : int >= 1
         Total sweeps, including the burn-in.
     burn_in : int in [0, n_sweeps)
         Sweeps discarded before averaging.
     init : "likelihood", "random" or (H, W) array of +-1
-    record : iterable of int
+    record : sequence of int >= 0
         Sweeps after which to keep a copy of the running posterior-mean estimate.
 
     Returns
@@ -114,8 +218,10 @@ def gibbs(model: IsingModel, *, rng, n_sweeps=500, burn_in=100, init="likelihood
 
     Notes
     -----
-    For each colour c: a = J nbr_sum(z) + h; z_i <- +1 if u_i < (1 + tanh(a_i)) / 2 else -1,
-    u_i ~ U(0, 1), for colour(i) = c.
+    For each colour c: a = J nbr_sum(z) + h; z_i <- +1 with probability (1 + tanh(a_i)) / 2,
+    drawn as z_i <- +1 if v_i <= tanh(a_i) else -1 with v_i ~ U(-1, 1) (v = 2u - 1 for the usual
+    u ~ U(0, 1)), for colour(i) = c; within a colour, sub-lattice by sub-lattice, each drawing its
+    v in raster order.
     """
     check_model(model)
     rng = check_rng("rng", rng)
@@ -123,23 +229,35 @@ def gibbs(model: IsingModel, *, rng, n_sweeps=500, burn_in=100, init="likelihood
     burn_in = check_int("burn_in", burn_in, minimum=0)
     if burn_in >= n_sweeps:
         raise ValueError(f"burn_in must be < n_sweeps ({n_sweeps}), got {burn_in}")
-    record = {check_int("record entry", r, minimum=0) for r in record}
-    z = _initial_spins(model, init, rng)
-    one, half = z.dtype.type(1), z.dtype.type(0.5)
-    total, energy, snapshots, seconds = np.zeros_like(z), [-float(log_joint_unchecked(model, z))], {}, 0.0
+    record = set(check_int_sequence("record", record, minimum=0))
+    lat = _SubLattices(model, _initial_spins(model, init, rng))
+    one = lat.dtype.type(1)
+    total = {pq: np.zeros_like(z) for pq, z in lat.own.items()}     # sum of kept samples
+    energy, snapshots, seconds = [-lat.log_joint()], {}, 0.0
     for sweep in range(1, n_sweeps + 1):
         t0 = time.perf_counter()
-        for mask in colour_masks(z.shape, model.neighbours):
-            p_plus = half * (one + np.tanh(local_field(model, z)))  # p(z_i = +1 | rest), (H, W)
-            z = np.where(mask, np.where(rng.random(z.shape) < p_plus, one, -one), z)
+        for colour in _COLOURS[model.neighbours]:
+            for pq in colour:
+                z = lat.own[pq]                                      # view, (nr, nc)
+                t = lat.field(*pq)
+                np.tanh(t, out=t)                                    # 2 p(z_i = +1 | rest) - 1
+                v = rng.random(t.shape, dtype=lat.dtype)
+                v *= 2
+                v -= one                                             # v ~ U(-1, 1), exactly 2u - 1
+                # z_i = +1 if v_i <= t_i else -1, as the sign of t_i - v_i (equal numbers give +0,
+                # so a tie goes to +1 as the rule says)
+                np.subtract(t, v, out=t)
+                np.copysign(one, t, out=z)
         seconds += time.perf_counter() - t0
         if sweep > burn_in:
-            total += z
-        energy.append(-float(log_joint_unchecked(model, z)))
+            for pq, z in lat.own.items():
+                total[pq] += z
+        energy.append(-lat.log_joint())
         if sweep in record and sweep > burn_in:
-            snapshots[sweep] = total / (sweep - burn_in)
-    return IsingResult("gibbs", total / z.dtype.type(n_sweeps - burn_in), np.asarray(energy),
-                       "energy -log p~(z, x)", n_sweeps, True, seconds / n_sweeps, snapshots)
+            snapshots[sweep] = lat.image(total) / (sweep - burn_in)
+    return IsingResult("gibbs", lat.image(total) / lat.dtype.type(n_sweeps - burn_in),
+                       np.asarray(energy), "energy -log p~(z, x)", n_sweeps, True,
+                       seconds / n_sweeps, snapshots)
 
 
 def denoise(model: IsingModel, method: str = "mean_field", *, rng=None, **options) -> IsingResult:

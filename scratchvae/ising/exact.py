@@ -15,13 +15,22 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp, xlogy
 
+from ..validate import check_dtype, check_int_sequence
 from .mean_field import IsingModel, log_joint_unchecked, check_mean, check_model
 
 MAX_PIXELS = 16
 
 
 def all_states(shape: tuple, dtype=np.float64) -> np.ndarray:
-    """Every configuration of +-1 spins on a grid of ``shape``: array (2^(H W), H, W)."""
+    """Every configuration of +-1 spins on a grid of ``shape``: array (2^(H W), H, W).
+
+    ``shape`` is (H, W), two integers >= 1 with H W <= 16; ``dtype`` float32, float64 or a signed
+    integer type. TypeError / ValueError naming the argument otherwise.
+    """
+    shape = tuple(check_int_sequence("shape", shape, minimum=1))
+    if len(shape) != 2:
+        raise ValueError(f"shape must be (H, W), two integers, got {shape}")
+    dtype = check_dtype("dtype", dtype, integers=True)
     n = int(np.prod(shape))
     if n > MAX_PIXELS:
         raise ValueError(f"exact enumeration needs H * W <= {MAX_PIXELS} (4 x 4), "

@@ -52,18 +52,31 @@ import time
 import numpy as np
 from scipy.special import xlogy
 
-from ..validate import check_float_array, check_in_range, check_int, check_positive, check_same_shape
+from ..validate import (check_bool, check_float_array, check_in_range, check_int,
+                        check_int_sequence, check_positive, check_same_shape)
 from .model import (  # noqa: F401  (re-exported: the public API of this module)
     IsingModel, IsingResult, add_gaussian_noise, check_image, check_mean,
-    check_model, error_rate, flip_log_lik, flip_model, flip_pixels, gaussian_log_lik,
-    gaussian_model, model_from_log_lik)
+    check_model, check_neighbours, error_rate, flip_log_lik, flip_model, flip_pixels,
+    gaussian_log_lik, gaussian_model, model_from_log_lik)
 
 SCHEDULES = ("parallel", "checkerboard")
 
 
 # ---------------------------------------------------------------- the vectorized engine
 def neighbour_sum(mu: np.ndarray, neighbours: int = 4) -> np.ndarray:
-    """s_i = sum_{j in nbr(i)} mu_j over the trailing two axes (free boundary), shape of ``mu``."""
+    """s_i = sum_{j in nbr(i)} mu_j over the trailing two axes (free boundary), shape of ``mu``.
+
+    ``mu`` is a finite float array (..., H, W); ``neighbours`` 4 or 8. TypeError / ValueError
+    naming the argument otherwise.
+    """
+    check_float_array("mu", mu)
+    if mu.ndim < 2:
+        raise ValueError(f"mu must have shape (..., H, W) with at least two axes, got {mu.shape}")
+    return _neighbour_sum(mu, check_neighbours(neighbours))
+
+
+def _neighbour_sum(mu, neighbours):
+    """:func:`neighbour_sum` without checks: the engine of every sweep and ELBO here."""
     s = np.zeros_like(mu)                                         # (..., H, W)
     s[..., 1:, :] += mu[..., :-1, :]
     s[..., :-1, :] += mu[..., 1:, :]
@@ -90,9 +103,13 @@ def colour_masks(shape: tuple, neighbours: int = 4) -> tuple:
 
 
 def local_field(model: IsingModel, mu: np.ndarray) -> np.ndarray:
-    """a = J * neighbour_sum(mu) + h, shape (H, W)."""
+    """a = J * neighbour_sum(mu) + h, shape (H, W), for means ``mu`` (H, W) in [-1, 1]."""
+    return _local_field(model, check_mean("mu", mu, model))
+
+
+def _local_field(model, mu):
     J = mu.dtype.type(model.coupling)
-    return J * neighbour_sum(mu, model.neighbours) + model.half_log_odds
+    return J * _neighbour_sum(mu, model.neighbours) + model.half_log_odds
 
 
 # Each colour of ``colour_masks`` as (row parity, column parity) sub-lattices mu[r0::2, c0::2].
@@ -127,7 +144,7 @@ def _checkerboard_sweep(model: IsingModel, mu: np.ndarray, lam) -> np.ndarray:
 def _sweep(model: IsingModel, mu: np.ndarray, schedule: str, damping: float) -> np.ndarray:
     lam = mu.dtype.type(damping)
     if schedule == "parallel":
-        return mu + lam * (np.tanh(local_field(model, mu)) - mu)  # (1-lam) mu + lam tanh(a)
+        return mu + lam * (np.tanh(_local_field(model, mu)) - mu)  # (1-lam) mu + lam tanh(a)
     return _checkerboard_sweep(model, mu, lam)
 
 
@@ -163,7 +180,8 @@ def _binary_entropy(mu: np.ndarray) -> np.ndarray:
 
 
 def _elbo(model: IsingModel, mu: np.ndarray) -> float:
-    pair = 0.5 * model.coupling * np.sum(mu * neighbour_sum(mu, model.neighbours))  # each edge once
+    s = _neighbour_sum(mu, model.neighbours)                      # (H, W)
+    pair = 0.5 * model.coupling * np.sum(mu * s)                  # each edge once
     lik = np.sum(model.mean_log_lik + model.half_log_odds * mu)
     return float(pair + lik + np.sum(_binary_entropy(mu)))
 
@@ -192,7 +210,7 @@ def log_joint(model: IsingModel, z) -> np.ndarray:
 
 
 def log_joint_unchecked(model: IsingModel, z: np.ndarray) -> np.ndarray:
-    pair = 0.5 * model.coupling * np.sum(z * neighbour_sum(z, model.neighbours), axis=(-2, -1))
+    pair = 0.5 * model.coupling * np.sum(z * _neighbour_sum(z, model.neighbours), axis=(-2, -1))
     return pair + np.sum(model.mean_log_lik + model.half_log_odds * z, axis=(-2, -1))
 
 
@@ -203,6 +221,7 @@ def initial_mean(model: IsingModel, init, x=None) -> np.ndarray:
     book's mu = x, clipped because the mean of a +-1 spin lies in [-1, 1] and the entropy of q
     is undefined outside); or an explicit (H, W) array of means.
     """
+    check_model(model)
     if isinstance(init, np.ndarray):
         return check_mean("init", init, model).copy()
     if init == "likelihood":
@@ -230,9 +249,9 @@ def mean_field(model: IsingModel, *, schedule="parallel", damping=0.5, max_sweep
         0 runs exactly ``max_sweeps`` sweeps (the textbook experiment).
     init : "likelihood", "data" or np.ndarray of shape (H, W)
         See :func:`initial_mean`; "data" needs ``x``.
-    record : iterable of int
+    record : sequence of int >= 0
         Sweeps after which to keep a copy of mu in ``result.snapshots``.
-    track_elbo : bool
+    track_elbo : bool (True or False)
         If False the trace is empty (pure speed measurement).
 
     Returns
@@ -244,7 +263,8 @@ def mean_field(model: IsingModel, *, schedule="parallel", damping=0.5, max_sweep
     damping = check_schedule(schedule, damping)
     max_sweeps = check_int("max_sweeps", max_sweeps, minimum=0)
     tol = check_positive("tol", tol, strict=False)
-    record = {check_int("record entry", r, minimum=0) for r in record}
+    record = set(check_int_sequence("record", record, minimum=0))
+    track_elbo = check_bool("track_elbo", track_elbo)
     mu = initial_mean(model, init, x)
     trace = [_elbo(model, mu)] if track_elbo else []
     snapshots = {0: mu.copy()} if 0 in record else {}

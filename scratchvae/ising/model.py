@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..validate import (check_float_array, check_in_range, check_int, check_positive, check_rng,
-                        check_same_dtype, check_same_shape)
+from ..validate import (check_bool, check_float_array, check_in_range, check_int, check_positive,
+                        check_rng, check_same_dtype, check_same_shape)
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,7 +80,9 @@ class IsingResult:
 
 # ---------------------------------------------------------------- validation helpers
 def check_image(name: str, x, *, spins: bool = False) -> np.ndarray:
-    """Require a finite non-empty 2-D float array; with ``spins`` every value must be -1 or +1."""
+    """Require a finite non-empty 2-D float array; with ``spins`` (True or False) every value
+    must be -1 or +1."""
+    check_bool("spins", spins)
     check_float_array(name, x, ndim=2)
     if x.size == 0:
         raise ValueError(f"{name} must be a non-empty (H, W) image, got shape {x.shape}")
@@ -111,11 +113,16 @@ def check_mean(name: str, mu, model: IsingModel) -> np.ndarray:
     return mu
 
 
-def check_structure(coupling, neighbours) -> tuple[float, int]:
-    J = check_in_range("coupling", coupling, -np.inf, np.inf)
+def check_neighbours(neighbours) -> int:
+    """Require the integer 4 or 8, the grid neighbourhood."""
     if check_int("neighbours", neighbours) not in (4, 8):
         raise ValueError(f"neighbours must be 4 or 8, got {neighbours}")
-    return J, int(neighbours)
+    return int(neighbours)
+
+
+def check_structure(coupling, neighbours) -> tuple[float, int]:
+    """Require a finite real ``coupling`` J and ``neighbours`` 4 or 8; returns (J, neighbours)."""
+    return check_in_range("coupling", coupling, -np.inf, np.inf), check_neighbours(neighbours)
 
 
 # ---------------------------------------------------------------- likelihoods and models

@@ -36,7 +36,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..validate import check_float_array, check_int, check_rng, check_same_dtype, check_same_shape
+from ..validate import (check_callable, check_choice, check_float_array, check_int,
+                        check_int_sequence, check_model, check_real, check_rng, check_same_dtype,
+                        check_same_shape)
 from ..distributions import Normal
 from ..transforms import (diagonal_affine, diagonal_affine_backward, log_q_via_jacobian,
                          tril_affine, tril_affine_backward, tril_from_params,
@@ -55,18 +57,26 @@ class Quadratic:
     """
 
     def __init__(self, target):
-        self.target = check_float_array("target", target, ndim=1)
+        self.target = _check_params_1d(target=target)
 
     def f(self, z):
+        """f(z) for z (..., D), the target's dtype; returns (...,)."""
+        _check_z(z, self.target)
         return ((z - self.target) ** 2).sum(-1)                          # (...,)
 
     def grad_f(self, z):
+        """grad_z f (..., D)."""
+        _check_z(z, self.target)
         return 2 * (z - self.target)                                     # (..., D)
 
     def expectation(self, loc, log_scale):
+        """E_q f for q = N(loc, exp(log_scale)^2), loc and log_scale (D,): a float."""
+        _check_z(loc, self.target, "loc", log_scale=log_scale)
         return float(((loc - self.target) ** 2 + np.exp(2 * log_scale)).sum())
 
     def expectation_grads(self, loc, log_scale):
+        """dict(loc, log_scale) of d E_q f, each (D,)."""
+        _check_z(loc, self.target, "loc", log_scale=log_scale)
         return {"loc": 2 * (loc - self.target), "log_scale": 2 * np.exp(2 * log_scale)}
 
 
@@ -81,14 +91,16 @@ class Sinusoid:
     """
 
     def __init__(self, freq, phase):
-        self.freq = check_float_array("freq", freq, ndim=1)
-        self.phase = check_float_array("phase", phase, ndim=1)
-        check_same_shape("freq", freq, "phase", phase)
+        self.freq, self.phase = _check_params_1d(freq=freq, phase=phase)
 
     def f(self, z):
+        """f(z) for z (..., D), freq's dtype; returns (...,)."""
+        _check_z(z, self.freq)
         return np.sin(self.freq * z + self.phase).sum(-1)
 
     def grad_f(self, z):
+        """grad_z f (..., D)."""
+        _check_z(z, self.freq)
         return self.freq * np.cos(self.freq * z + self.phase)
 
     def _parts(self, loc, log_scale):
@@ -96,12 +108,38 @@ class Sinusoid:
         return self.freq * loc + self.phase, w2s2, np.exp(-0.5 * w2s2)
 
     def expectation(self, loc, log_scale):
+        """E_q f for q = N(loc, exp(log_scale)^2), loc and log_scale (D,): a float."""
+        _check_z(loc, self.freq, "loc", log_scale=log_scale)
         u, _, d = self._parts(loc, log_scale)
         return float((np.sin(u) * d).sum())
 
     def expectation_grads(self, loc, log_scale):
+        """dict(loc, log_scale) of d E_q f, each (D,)."""
+        _check_z(loc, self.freq, "loc", log_scale=log_scale)
         u, w2s2, d = self._parts(loc, log_scale)
         return {"loc": self.freq * np.cos(u) * d, "log_scale": -w2s2 * np.sin(u) * d}
+
+
+def _check_params_1d(**arrays):
+    """Finite float (D,) arrays with D >= 1, one shape and one dtype; returned in order."""
+    (name0, a0), *rest = arrays.items()
+    check_float_array(name0, a0, ndim=1)
+    if a0.shape[0] == 0:
+        raise ValueError(f"{name0} must hold at least one entry (D >= 1), got shape {a0.shape}")
+    for name, a in rest:
+        check_float_array(name, a, ndim=1)
+        check_same_shape(name, a, name0, a0)
+        check_same_dtype(name, a, name0, a0)
+    return a0 if not rest else (a0, *(a for _, a in rest))
+
+
+def _check_z(z, ref, name="z", log_scale=None):
+    """``z`` (..., D) (or (D,) with ``log_scale`` beside it) of the objective's dtype and D."""
+    check_float_array(name, z, dtype=ref.dtype, like="the objective's parameters")
+    if log_scale is not None:
+        _check_params_1d(**{name: z, "log_scale": log_scale})
+    if z.ndim < 1 or z.shape[-1] != ref.shape[0]:
+        raise ValueError(f"{name} must have shape (..., {ref.shape[0]}), got {z.shape}")
 
 
 # ------------------------------------------------------------------------------ estimators
@@ -110,16 +148,18 @@ def _check_q(loc, log_scale, eps):
     check_float_array("log_scale", log_scale, ndim=1)
     check_same_shape("loc", loc, "log_scale", log_scale)
     check_same_dtype("loc", loc, "log_scale", log_scale)
-    check_float_array("eps", eps, dtype=loc.dtype)
+    check_float_array("eps", eps, dtype=loc.dtype, like="loc")
     if eps.ndim < 2 or eps.shape[-1] != loc.shape[0]:
-        raise ValueError(f"eps must have shape (..., S, {loc.shape[0]}) (samples on axis -2), "
-                         f"got {eps.shape}")
+        raise ValueError(f"eps must have shape (..., S, {loc.shape[0]}) (samples on axis -2, D of "
+                         f"loc last), got {eps.shape}")
 
 
 def check_baseline(baseline, fz_shape, dtype=None):
-    """None, "loo", a real number, or an array of f-values' shape (..., S) (and ``dtype``)."""
-    if baseline is None or isinstance(baseline, (int, float, np.floating)) and np.isfinite(baseline):
+    """None, "loo", a finite real number, or an array of f-values' shape (..., S) (and ``dtype``)."""
+    if baseline is None:
         return baseline
+    if isinstance(baseline, (int, float, np.integer, np.floating)) and not isinstance(baseline, bool):
+        return check_real("baseline", baseline)
     if isinstance(baseline, str):
         if baseline != "loo":
             raise ValueError(f"baseline must be None, 'loo', a number or an array, got {baseline!r}")
@@ -134,12 +174,31 @@ def check_baseline(baseline, fz_shape, dtype=None):
 
 def baseline_values(fz, baseline):
     """b (..., S) or a scalar: 0, the constant, the array, or leave-one-out means of fz (..., S)."""
+    check_float_array("fz", fz)
+    if fz.ndim < 1:
+        raise ValueError(f"fz must have shape (..., S) with at least one axis, got {fz.shape}")
+    check_baseline(baseline, fz.shape, fz.dtype)
     if baseline is None:
         return fz.dtype.type(0)
     if isinstance(baseline, str):                                         # "loo"
         S = fz.shape[-1]
         return (fz.sum(-1, keepdims=True) - fz) / fz.dtype.type(S - 1)    # (..., S)
     return baseline if isinstance(baseline, np.ndarray) else fz.dtype.type(baseline)
+
+
+def _finite_z(z):
+    """The draws z = g(eps, phi) must be finite: overflow means log_scale (or L) is too large."""
+    if not np.all(np.isfinite(z)):
+        raise ValueError(f"the draws z = loc + scale * eps overflow {z.dtype} (not finite in "
+                         f"{int(np.sum(~np.isfinite(z)))} entries): log_scale is too large")
+    return z
+
+
+def _check_output(name, out, shape, dtype, like=None):
+    """What a user's callable returned: a finite float ndarray of ``shape`` (and ``dtype``)."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must return a numpy.ndarray of shape {shape}, got {type(out).__name__}")
+    return check_float_array(name, out, shape=shape, dtype=dtype, like=like)
 
 
 def score_function_grad(f, loc, log_scale, eps, baseline=None):
@@ -164,13 +223,14 @@ def score_function_grad(f, loc, log_scale, eps, baseline=None):
     d log q / d loc = r / sigma, d log q / d log_scale = r^2 - 1 (``Normal.log_prob_grads``);
     estimate = sum_s w_s d log q(z_s) / d phi.
     """
+    check_callable("f", f)
     _check_q(loc, log_scale, eps)
     loc_r = np.broadcast_to(loc, eps.shape)                               # (..., S, D)
     ls_r = np.broadcast_to(log_scale, eps.shape)
     q = Normal(loc_r, ls_r)
-    z = q.rsample(eps)                                                    # (..., S, D)
-    fz = f(z)                                                             # (..., S)
-    b = baseline_values(fz, check_baseline(baseline, fz.shape, fz.dtype))
+    z = _finite_z(q.rsample(eps))                                         # (..., S, D)
+    fz = _check_output("f(z)", f(z), eps.shape[:-1], eps.dtype)           # (..., S)
+    b = baseline_values(fz, baseline)
     w = (fz - b) / fz.dtype.type(eps.shape[-2])                           # (..., S)
     dlogq = q.log_prob_grads(z)
     return {k: (w[..., None] * dlogq[k]).sum(-2) for k in ("loc", "log_scale")}
@@ -193,17 +253,22 @@ def reparam_grad(grad_f, loc, log_scale, eps):
     z = loc + sigma eps (``diagonal_affine``); dz = grad_f(z) / S;
     dloc = sum_s dz_s, dlog_scale = sum_s dz_s sigma eps_s (``diagonal_affine_backward``).
     """
+    check_callable("grad_f", grad_f)
     _check_q(loc, log_scale, eps)
     loc_r = np.broadcast_to(loc, eps.shape)
     ls_r = np.broadcast_to(log_scale, eps.shape)
     z, _, cache = diagonal_affine(eps, loc_r, ls_r)                       # (..., S, D)
-    dz = grad_f(z) / z.dtype.type(eps.shape[-2])
+    dz = _check_output("grad_f(z)", grad_f(_finite_z(z)), eps.shape, eps.dtype)
+    dz = dz / z.dtype.type(eps.shape[-2])
     g = diagonal_affine_backward(dz, None, cache)
     return {k: g[k].sum(-2) for k in ("loc", "log_scale")}
 
 
 def gradient_estimate(fg, loc, log_scale, eps, method, baseline=None):
     """Dispatch on ``method`` ("score" or "reparam"); ``fg`` is the pair (f, grad_f)."""
+    check_choice("method", method, METHODS)
+    if not isinstance(fg, (tuple, list)) or len(fg) != 2:
+        raise TypeError(f"fg must be the pair (f, grad_f) of callables, got {type(fg).__name__}")
     f, grad_f = fg
     if method == "score":
         return score_function_grad(f, loc, log_scale, eps, baseline)
@@ -265,16 +330,31 @@ def gradient_statistics(draw, exact, sample_sizes, n_rep: int, chunk: int = 256)
 
     Sums are accumulated in chunks of ``chunk`` repetitions, shifted by ``exact`` (no
     cancellation when the spread is small next to the mean).
+
+    Parameters
+    ----------
+    draw : callable (S, n) -> ndarray (n, P)
+    exact : ndarray (P,), finite floats
+        The true gradient (float64 accumulation whatever its dtype).
+    sample_sizes : sequence of int >= 1, at least one
+    n_rep : int >= 2
+    chunk : int >= 1
     """
+    check_callable("draw", draw)
+    check_float_array("exact", exact, ndim=1)
+    sizes = np.array(check_int_sequence("sample_sizes", sample_sizes, minimum=1), dtype=np.int64)
+    if sizes.size == 0:
+        raise ValueError("sample_sizes must list at least one sample size, got none")
     n_rep = check_int("n_rep", n_rep, minimum=2)
-    sizes = np.array([check_int("sample_sizes[i]", S, minimum=1) for S in sample_sizes])
-    exact = np.asarray(exact, dtype=np.float64)
+    chunk = check_int("chunk", chunk, minimum=1)
+    exact = exact.astype(np.float64)
     mean, var = np.empty((len(sizes), exact.size)), np.empty((len(sizes), exact.size))
     for i, S in enumerate(sizes):
         s1, s2, done = np.zeros(exact.size), np.zeros(exact.size), 0
         while done < n_rep:
             n = min(chunk, n_rep - done)
-            d = draw(int(S), n) - exact                                    # (n, P)
+            d = _check_output("draw(S, n)", draw(int(S), n), (n, exact.size), None,
+                              like="(n, P) with P = exact.size") - exact         # (n, P)
             s1 += d.sum(0)
             s2 += (d * d).sum(0)
             done += n
@@ -286,7 +366,10 @@ def gradient_statistics(draw, exact, sample_sizes, n_rep: int, chunk: int = 256)
 def closed_form_statistics(objective, loc, log_scale, method, sample_sizes, n_rep, *, rng,
                            baseline=None) -> EstimatorStats:
     """:func:`gradient_statistics` for a closed-form objective; entries ordered (loc, log_scale)."""
+    check_model("objective", objective, ("f", "grad_f", "expectation_grads"))
+    check_choice("method", method, METHODS)
     check_rng("rng", rng)
+    n_rep = check_int("n_rep", n_rep, minimum=2)
     fg = (objective.f, objective.grad_f)
     ex = objective.expectation_grads(loc, log_scale)
 
@@ -321,13 +404,21 @@ def elbo_full_gaussian(log_p, grad_log_p, loc, log_diag, offdiag, eps):
     Backward: dz_s = grad_log_p(z_s) / S; dlog|det| = +1/S (eps is fixed, so only the log-det in
     -log q depends on phi); then ``tril_affine_backward`` and ``tril_from_params_backward``.
     """
-    check_float_array("eps", eps, ndim=2, shape=(None, loc.shape[0]), dtype=loc.dtype)
+    check_callable("log_p", log_p)
+    check_callable("grad_log_p", grad_log_p)
+    check_float_array("loc", loc, ndim=1)
+    check_float_array("eps", eps, ndim=2, shape=(None, loc.shape[0]), dtype=loc.dtype, like="loc")
+    if eps.shape[0] == 0:
+        raise ValueError(f"eps must hold at least one sample (S >= 1), got shape {eps.shape}")
     S = eps.shape[0]
     L, t_cache = tril_from_params(log_diag, offdiag)                      # (D, D)
     loc_r = np.broadcast_to(loc, eps.shape)
     L_r = np.broadcast_to(L, (S,) + L.shape)
     z, log_abs_det, cache = tril_affine(eps, loc_r, L_r)                  # (S, D), (S,)
-    elbo = float((log_p(z) - log_q_via_jacobian(eps, log_abs_det)).mean())
-    g = tril_affine_backward(grad_log_p(z) / S, np.full(S, 1.0 / S, dtype=eps.dtype), cache)
+    z = _finite_z(z)
+    lp = _check_output("log_p(z)", log_p(z), (S,), eps.dtype)
+    elbo = float((lp - log_q_via_jacobian(eps, log_abs_det)).mean())
+    dz = _check_output("grad_log_p(z)", grad_log_p(z), z.shape, eps.dtype)
+    g = tril_affine_backward(dz / S, np.full(S, 1.0 / S, dtype=eps.dtype), cache)
     gp = tril_from_params_backward(g["scale_tril"].sum(0), t_cache)
     return elbo, {"loc": g["loc"].sum(0), "log_diag": gp["log_diag"], "offdiag": gp["offdiag"]}

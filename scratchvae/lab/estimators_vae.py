@@ -9,26 +9,43 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..validate import check_float_array, check_int, check_rng
+from ..validate import (check_choice, check_float_array, check_has_rows, check_int, check_model,
+                        check_rng)
 from ..distributions import Normal, standard_normal_log_prob
-from .estimators import (METHODS, EstimatorStats, baseline_values, check_baseline,
-                         gradient_statistics)
+from .estimators import (METHODS, EstimatorStats, baseline_values, gradient_statistics)
+
+_VAE = ("x_dim", "z_dim", "dtype", "encoder", "decoder", "likelihood", "posterior", "forward",
+        "backward", "encode")
 
 
 # ------------------------------------------------------------------------------ the VAE encoder
-def _check_vae_inputs(vae, x, eps):
+def _check_vae(vae):
+    check_model("vae", vae, _VAE)
     if vae.posterior.name != "diagonal":
         raise ValueError(f"the encoder-gradient comparison needs a diagonal posterior, got "
                          f"posterior={vae.posterior.name!r}")
+    if getattr(vae, "n_classes", None) is not None:
+        raise ValueError(f"the encoder-gradient comparison needs a VAE without labels, got "
+                         f"n_classes={vae.n_classes}")
+
+
+def _check_vae_inputs(vae, x, eps):
+    _check_vae(vae)
     check_float_array("x", x, ndim=2, shape=(None, vae.x_dim), dtype=vae.dtype)
+    check_has_rows("x", x)                           # the gradient of a mean over no data
     check_float_array("eps", eps, ndim=3, shape=(x.shape[0], None, vae.z_dim), dtype=vae.dtype)
+    if eps.shape[1] == 0:
+        raise ValueError(f"eps must hold at least one sample per example, got shape {eps.shape}")
 
 
 def vae_log_joint(vae, x, z):
     """log p(x, z) = log p(x|z) + log N(z; 0, I) for x (B, x_dim), z (B, S, z_dim); returns (B, S)."""
+    check_model("vae", vae, _VAE)
+    check_float_array("x", x, ndim=2, shape=(None, vae.x_dim), dtype=vae.dtype)
+    check_float_array("z", z, ndim=3, shape=(x.shape[0], None, vae.z_dim), dtype=vae.dtype)
     B, S, Dz = z.shape
     out, _ = vae.decoder.forward(z.reshape(B * S, Dz))                    # (B*S, P)
-    log_px, _ = vae.likelihood.log_prob(x, out.reshape(B, S, -1))         # (B, S)
+    log_px, _ = vae.likelihood.log_prob(x, out.reshape(B, S, out.shape[-1]))  # (B, S)
     return log_px + standard_normal_log_prob(z).sum(-1)
 
 
@@ -58,6 +75,7 @@ def vae_encoder_grads(vae, x, eps, method: str = "reparam", baseline=None):
     expectation).
     """
     _check_vae_inputs(vae, x, eps)
+    check_choice("method", method, METHODS)
     B, S, Dz = eps.shape
     dobj = np.full(B, 1.0 / B, dtype=vae.dtype)
     if method == "reparam":
@@ -66,13 +84,16 @@ def vae_encoder_grads(vae, x, eps, method: str = "reparam", baseline=None):
         _, cache, _ = vae.forward(x, eps, "mc")
         grads = vae.backward(dobj, cache)
         return {k[4:]: g for k, g in grads.items() if k.startswith("enc.")}
-    if method != "score":
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    h, enc_cache = vae.encoder.forward(x)                                 # (B, 2 Dz)
-    q = Normal(np.broadcast_to(h[:, None, :Dz], eps.shape), np.broadcast_to(h[:, None, Dz:], eps.shape))
-    z = q.rsample(eps)                                                    # (B, S, Dz)
+    q0, (enc_cache, _) = vae.encode(x)          # FloatingPointError if the encoder's output is not finite
+    q = Normal(np.broadcast_to(q0.loc[:, None, :], eps.shape),                # (B, S, Dz) each
+               np.broadcast_to(q0.log_scale[:, None, :], eps.shape))
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = q.rsample(eps)                                                # (B, S, Dz)
+    if not np.all(np.isfinite(z)):
+        raise FloatingPointError("the draws z = mu + sigma eps are not finite (exp of the encoder's "
+                                 "log_scale overflowed): the parameters have diverged")
     f = vae_log_joint(vae, x, z) - q.log_prob(z).sum(-1)                  # (B, S)
-    b = baseline_values(f, check_baseline(baseline, f.shape, f.dtype))
+    b = baseline_values(f, baseline)
     w = (f - b) * (dobj[:, None] / vae.dtype.type(S))                     # (B, S)
     dlogq = q.log_prob_grads(z)
     dh = np.concatenate([(w[..., None] * dlogq[k]).sum(1) for k in ("loc", "log_scale")], axis=1)
@@ -91,12 +112,14 @@ def vae_exact_encoder_grads(vae, x, n_nodes: int = 24):
     ``VAE.forward(., ., "mc")`` call with L = 1 and upstream gradient w_k / B; ``VAE.backward``
     then returns the quadrature of the pathwise gradient, the exact gradient up to quadrature error.
     """
+    _check_vae(vae)
     n_nodes = check_int("n_nodes", n_nodes, minimum=1)
     Dz = vae.z_dim
     if n_nodes ** Dz > 200_000:
         raise ValueError(f"n_nodes**z_dim = {n_nodes}**{Dz} quadrature nodes is too many; use a "
                          f"latent of dimension <= 3 or fewer nodes")
-    _check_vae_inputs(vae, x, np.zeros((x.shape[0], 1, Dz), dtype=vae.dtype))
+    check_float_array("x", x, ndim=2, shape=(None, vae.x_dim), dtype=vae.dtype)
+    check_has_rows("x", x)
     t, w = np.polynomial.hermite_e.hermegauss(n_nodes)
     grid = np.stack(np.meshgrid(*[t] * Dz, indexing="ij"), -1).reshape(-1, Dz)        # (K, Dz)
     wk = np.prod(np.stack(np.meshgrid(*[w / np.sqrt(2 * np.pi)] * Dz, indexing="ij"), -1).reshape(-1, Dz), 1)
@@ -109,6 +132,16 @@ def vae_exact_encoder_grads(vae, x, n_nodes: int = 24):
 
 def flatten_grads(grads: dict, keys) -> np.ndarray:
     """Concatenate ``grads[k].ravel()`` for k in ``keys`` (float64), one vector."""
+    if not isinstance(grads, dict):
+        raise TypeError(f"grads must be a dict of name -> ndarray, got {type(grads).__name__}")
+    if isinstance(keys, (str, bytes)) or not hasattr(keys, "__iter__"):
+        raise TypeError(f"keys must be a sequence of names, got {type(keys).__name__} {keys!r}")
+    keys = list(keys)
+    missing = [k for k in keys if k not in grads]
+    if missing:
+        raise ValueError(f"keys name entries grads does not have: {missing} (grads has {sorted(grads)})")
+    for k in keys:
+        check_float_array(f"grads[{k!r}]", grads[k])
     return np.concatenate([np.asarray(grads[k], dtype=np.float64).ravel() for k in keys])
 
 
@@ -116,10 +149,17 @@ def vae_encoder_statistics(vae, x, method, sample_sizes, n_rep, *, rng, baseline
                            exact=None) -> EstimatorStats:
     """:func:`gradient_statistics` of :func:`vae_encoder_grads`, against ``exact`` (default:
     :func:`vae_exact_encoder_grads`), entries in the order of ``vae.encoder.params``."""
+    _check_vae(vae)
+    check_float_array("x", x, ndim=2, shape=(None, vae.x_dim), dtype=vae.dtype)
+    check_has_rows("x", x)
+    check_choice("method", method, METHODS)
     check_rng("rng", rng)
+    check_int("n_rep", n_rep, minimum=2)
     keys = list(vae.encoder.params)
+    P = sum(vae.encoder.params[k].size for k in keys)
     if exact is None:
         exact = flatten_grads(vae_exact_encoder_grads(vae, x), keys)
+    check_float_array("exact", exact, shape=(P,))
     B = x.shape[0]
 
     def draw(S, n):

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..validate import check_float_array, check_int, check_rng
+from ..validate import check_cache, check_float_array, check_has_rows, check_int, check_rng
 from ..distributions import HALF_LOG_2PI, MultivariateNormal, Normal, check_scale_tril, standard_normal_log_prob
 from ..transforms import log_q_via_jacobian, tril_affine
 
@@ -54,6 +54,8 @@ class LinearGaussian:
 
     def __init__(self, W, b, log_noise_scale):
         check_float_array("W", W, ndim=2)
+        if 0 in W.shape:
+            raise ValueError(f"W must have shape (d, k) with d >= 1 and k >= 1, got {W.shape}")
         check_float_array("b", b, shape=(W.shape[0],), dtype=W.dtype)
         check_float_array("log_noise_scale", log_noise_scale, shape=(), dtype=W.dtype)
         self.params = {"W": W, "b": b, "log_noise_scale": log_noise_scale}
@@ -103,7 +105,8 @@ class LinearGaussian:
     @staticmethod
     def log_evidence_backward(dout, cache):
         """dict(W, b, log_noise_scale) of sum(log_evidence * dout); dout (n,). See log_evidence."""
-        W, s2, Cinv, alpha = cache
+        W, s2, Cinv, alpha = check_cache(cache, 4, "log_evidence")
+        check_float_array("dout", dout, shape=alpha.shape[:1], dtype=alpha.dtype)
         A = (alpha * dout[:, None]).T @ alpha - dout.sum() * Cinv            # (d, d)
         return {"W": A @ W, "b": dout @ alpha, "log_noise_scale": np.asarray(s2 * np.trace(A))}
 
@@ -194,7 +197,8 @@ class LinearGaussian:
 
     def elbo_backward(self, dout, cache):
         """dict(W, b, log_noise_scale, loc, scale_tril) of sum(elbo * dout); dout (n,). See elbo."""
-        W, s2, e, quad, q = cache
+        W, s2, e, quad, q = check_cache(cache, 5, "elbo")
+        check_float_array("dout", dout, shape=e.shape[:1], dtype=e.dtype)
         L, g = q.scale_tril, dout[:, None]
         dkl = q.kl_to_standard_normal_grads()
         dloc = g * (e @ W / s2 - dkl["loc"])                                   # (n, k)
@@ -231,6 +235,7 @@ class LinearGaussian:
         """
         self._check_q(x, loc, scale_tril)
         check_float_array("eps", eps, shape=(None,) + loc.shape, dtype=x.dtype)
+        check_has_rows("eps", eps)                                            # K >= 1 samples
         W, b, log_s, _ = self._unpack()
         z, log_abs_det, _ = tril_affine(eps, np.broadcast_to(loc, eps.shape),
                                         np.broadcast_to(scale_tril, eps.shape + eps.shape[-1:]))
@@ -268,6 +273,7 @@ class LinearGaussian:
         s^2 = mean(lam_{k+1..d}); W = U_k (diag(lam_1..k) - s^2 I)^(1/2) (up to a rotation of z).
         """
         check_float_array("x", x, ndim=2)
+        check_has_rows("x", x)
         k = check_int("k", k, minimum=1)
         if k >= x.shape[1]:
             raise ValueError(f"k must be smaller than the data dimension {x.shape[1]}, got {k}")
@@ -275,5 +281,8 @@ class LinearGaussian:
         lam, U = np.linalg.eigh((x - b).T @ (x - b) / x.shape[0])
         lam, U = lam[::-1], U[:, ::-1]
         s2 = lam[k:].mean()
+        if not s2 > 0:
+            raise ValueError(f"x leaves no variance outside its top k={k} principal directions "
+                             f"(s^2 = {s2:.3g}): use more rows than k + 1, or a smaller k")
         W = U[:, :k] * np.sqrt(np.maximum(lam[:k] - s2, 0))
         return cls(np.ascontiguousarray(W), b, np.asarray(0.5 * np.log(s2), dtype=x.dtype))

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..validate import check_float_array, check_in_range, check_int, check_positive, check_rng
+from ..validate import (check_callable, check_float_array, check_in_range, check_int,
+                        check_positive, check_real, check_rng)
 
 
 @dataclass
@@ -68,12 +69,18 @@ def metropolis_hastings(log_prob, x0, n_steps: int, step_size: float, *, rng, bu
     z' = z + s xi;  accept iff log u < log_prob(z') - log_prob(z) (symmetric proposal, so the
     Hastings correction q(z|z') / q(z'|z) is 1). The noise and the uniforms are drawn up front.
     """
+    check_callable("log_prob", log_prob)
     check_float_array("x0", x0, ndim=1)
+    if x0.shape[0] == 0:
+        raise ValueError(f"x0 must hold at least one coordinate (D >= 1), got shape {x0.shape}")
     n_steps = check_int("n_steps", n_steps, minimum=1)
     burn_in = check_int("burn_in", burn_in, minimum=0)
     s = check_positive("step_size", step_size)
     check_rng("rng", rng)
-    lp = float(log_prob(x0))
+    lp = log_prob(x0)
+    if isinstance(lp, (bool, np.bool_)) or not isinstance(lp, (int, float, np.number)) or np.ndim(lp):
+        raise TypeError(f"log_prob must return a real number, got {type(lp).__name__} {lp!r} for x0")
+    lp = float(lp)
     if not np.isfinite(lp):
         raise ValueError(f"log_prob(x0) must be finite to start the chain, got {lp}")
     total, D = burn_in + n_steps, x0.shape[0]
@@ -142,7 +149,8 @@ def integrated_autocorr_time(x, c: float = 5.0):
 
 def effective_sample_size(x, c: float = 5.0):
     """ESS = N / tau per column (see :func:`integrated_autocorr_time`)."""
-    return x.shape[0] / integrated_autocorr_time(x, c)
+    tau = integrated_autocorr_time(x, c)                                 # validates x and c
+    return x.shape[0] / tau
 
 
 def ar1_chain(phi: float, n: int, *, rng):
@@ -174,7 +182,7 @@ class BananaModel:
 
     def __init__(self, x, b: float = 0.6, s1: float = 1.0, s2: float = 0.35):
         self.x = check_float_array("x", x, shape=(2,))
-        self.b = float(b)
+        self.b = check_real("b", b)
         self.s1, self.s2 = check_positive("s1", s1), check_positive("s2", s2)
         self.const = -math.log(self.s1 * self.s2) - 2 * math.log(2 * math.pi)
 
@@ -185,11 +193,13 @@ class BananaModel:
 
     def log_joint(self, z):
         """log p(x, z) for z (..., 2); returns (...)."""
+        _check_z(z)
         r1, r2 = self._residuals(z)
         return -0.5 * (z * z).sum(-1) - 0.5 * (r1 * r1 + r2 * r2) + self.const
 
     def grad_log_joint(self, z):
         """d log p(x, z) / dz, (..., 2)."""
+        _check_z(z)
         r1, r2 = self._residuals(z)
         g1 = -z[..., 0] + r1 / self.s1 + 2 * self.b * z[..., 0] * r2 / self.s2
         g2 = -z[..., 1] + r2 / self.s2
@@ -200,7 +210,10 @@ class BananaModel:
 
         Returns z1 (n,), z2 (n,), density (n, n) with density[i, j] at (z1[j], z2[i]), and
         log p(x) = log sum exp(log p(x, z)) dA, the log evidence to grid accuracy.
+        ``lim1``, ``lim2``: (low, high) pairs of finite reals with low < high; n >= 2.
         """
+        lim1, lim2 = _check_interval("lim1", lim1), _check_interval("lim2", lim2)
+        n = check_int("n", n, minimum=2)
         z1, z2 = np.linspace(*lim1, n), np.linspace(*lim2, n)
         Z = np.stack(np.meshgrid(z1, z2), -1)                            # (n, n, 2)
         lj = self.log_joint(Z)
@@ -210,8 +223,32 @@ class BananaModel:
         return z1, z2, np.exp(lj - log_evidence), log_evidence
 
 
+def _check_z(z):
+    check_float_array("z", z)
+    if z.ndim < 1 or z.shape[-1] != 2:
+        raise ValueError(f"z must have shape (..., 2), got {z.shape}")
+
+
+def _check_interval(name, lim):
+    if not isinstance(lim, (tuple, list)) or len(lim) != 2:
+        raise TypeError(f"{name} must be a pair (low, high), got {lim!r}")
+    low = check_real(f"{name}[0]", lim[0])
+    high = check_real(f"{name}[1]", lim[1])
+    if not low < high:
+        raise ValueError(f"{name} must have low < high, got {lim!r}")
+    return low, high
+
+
 def grid_moments(z1, z2, density):
-    """Mean (2,) and covariance (2, 2) of a density tabulated by :meth:`BananaModel.posterior_grid`."""
+    """Mean (2,) and covariance (2, 2) of a density tabulated by :meth:`BananaModel.posterior_grid`.
+
+    z1 (n1,), z2 (n2,), density (n2, n1) >= 0 with a positive sum, one float dtype.
+    """
+    check_float_array("z1", z1, ndim=1)
+    check_float_array("z2", z2, ndim=1)
+    check_float_array("density", density, shape=(z2.shape[0], z1.shape[0]))
+    if np.any(density < 0) or not density.sum() > 0:
+        raise ValueError("density must be >= 0 everywhere with a positive sum")
     Z = np.stack(np.meshgrid(z1, z2), -1).reshape(-1, 2)
     w = density.ravel() / density.sum()
     mean = w @ Z

@@ -35,13 +35,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..validate import check_float_array, check_int, check_positive, check_same_shape
+from ..validate import (check_cache, check_float_array, check_int, check_int_sequence,
+                        check_positive, check_real, check_same_dtype, check_same_shape)
 
 
-def _check_curve(x, y):
+def _check_curve(x, y, y_name="y"):
     check_float_array("x", x, ndim=1)
-    check_float_array("y", y, ndim=1)
-    check_same_shape("x", x, "y", y)
+    check_float_array(y_name, y, ndim=1)
+    check_same_shape("x", x, y_name, y)
+    check_same_dtype(y_name, y, "x", x)
     if x.shape[0] < 3:
         raise ValueError(f"x must hold at least 3 grid points (2 fixed ends and 1 free), got {x.shape[0]}")
     if np.any(np.diff(x) <= 0):
@@ -70,7 +72,8 @@ def _arc_length(x, y):
 
 def arc_length_backward(dJ, cache):
     """Gradient dict(y (n + 1,)) of J * dJ w.r.t. every y_i, the fixed ends included."""
-    dy, length = cache
+    dJ = check_real("dJ", dJ)
+    dy, length = check_cache(cache, 2, "arc_length")
     s = dy / length                                                      # (n,) dl_k / d dy_k
     dyy = np.zeros(s.shape[0] + 1)
     dyy[1:] += s                                                         # y_k enters dy_k with +1
@@ -95,7 +98,15 @@ def _residual(x, y):
 
 
 def straight_line(x, y_a: float, y_b: float):
-    """The Euler-Lagrange solution y = y_a + (y_b - y_a) (x - x_0) / (x_n - x_0) on the grid x."""
+    """The Euler-Lagrange solution y = y_a + (y_b - y_a) (x - x_0) / (x_n - x_0) on the grid x.
+
+    x (n + 1,) strictly increasing with n >= 1; y_a, y_b finite reals. Returns (n + 1,).
+    """
+    check_float_array("x", x, ndim=1)
+    if x.shape[0] < 2 or np.any(np.diff(x) <= 0):
+        raise ValueError(f"x must be a strictly increasing grid of at least 2 points, got shape {x.shape}")
+    check_real("y_a", y_a)
+    check_real("y_b", y_b)
     return y_a + (y_b - y_a) * (x - x[0]) / (x[-1] - x[0])
 
 
@@ -133,12 +144,13 @@ def minimize_arc_length(x, y0, *, n_iter: int = 20000, step: float | None = None
     -----
     y_i <- y_i - step * dJ/dy_i for i = 1..n-1, dJ/dy from :func:`arc_length_backward`.
     """
-    _check_curve(x, y0)
+    _check_curve(x, y0, "y0")
     n_iter = check_int("n_iter", n_iter, minimum=0)
     record_every = check_int("record_every", record_every, minimum=1)
     tol = check_positive("tol", tol)
     step = np.diff(x).min() / 4 if step is None else check_positive("step", step)
-    y, line, wanted = y0.astype(np.float64), straight_line(x, y0[0], y0[-1]), set(snapshot_at)
+    wanted = set(check_int_sequence("snapshot_at", snapshot_at, minimum=0))
+    y, line = y0.astype(np.float64), straight_line(x, y0[0], y0[-1])
     hist = {"iteration": [], "J": [], "residual": [], "deviation": []}
     snaps = []
     for it in range(n_iter + 1):
