@@ -69,10 +69,7 @@ def diagonal_affine(eps, loc, log_scale):
 
     Returns
     -------
-    z : ndarray (..., D)
-    log_abs_det : ndarray (...,)
-    cache : tuple
-        For :func:`diagonal_affine_backward`.
+    ``(z (..., D), log_abs_det (...,), cache)``, the cache for :func:`diagonal_affine_backward`.
 
     Notes
     -----
@@ -111,10 +108,7 @@ def tril_affine(eps, loc, scale_tril):
 
     Returns
     -------
-    z : ndarray (..., D)
-    log_abs_det : ndarray (...,)
-    cache : tuple
-        For :func:`tril_affine_backward`.
+    ``(z (..., D), log_abs_det (...,), cache)``, the cache for :func:`tril_affine_backward`.
 
     Notes
     -----

@@ -69,22 +69,23 @@ def _check_ndarray(name, x):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__}")
 
 
-def check_same_shape(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray) -> None:
-    """Raise ``ValueError`` unless ``a`` and ``b`` have identical shapes (no broadcasting)."""
+def _check_pair(name_a, a, name_b, b, attribute: str, error, why: str) -> None:
+    """Both arrays, and equal in ``attribute`` ("shape" or "dtype"); else ``error`` naming both."""
     _check_ndarray(name_a, a)
     _check_ndarray(name_b, b)
-    if a.shape != b.shape:
-        raise ValueError(f"{name_a} and {name_b} must have the same shape (no broadcasting), "
-                         f"got {a.shape} and {b.shape}")
+    if getattr(a, attribute) != getattr(b, attribute):
+        raise error(f"{name_a} and {name_b} must have the same {attribute} ({why}), "
+                    f"got {getattr(a, attribute)} and {getattr(b, attribute)}")
+
+
+def check_same_shape(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray) -> None:
+    """Raise ``ValueError`` unless ``a`` and ``b`` have identical shapes (no broadcasting)."""
+    _check_pair(name_a, a, name_b, b, "shape", ValueError, "no broadcasting")
 
 
 def check_same_dtype(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray) -> None:
     """Raise ``TypeError`` unless ``a`` and ``b`` share a dtype (no silent upcast)."""
-    _check_ndarray(name_a, a)
-    _check_ndarray(name_b, b)
-    if a.dtype != b.dtype:
-        raise TypeError(f"{name_a} and {name_b} must have the same dtype (no silent upcast), "
-                        f"got {a.dtype} and {b.dtype}")
+    _check_pair(name_a, a, name_b, b, "dtype", TypeError, "no silent upcast")
 
 
 def check_rng(name: str, rng) -> np.random.Generator:

@@ -939,7 +939,7 @@ entry("flows.iaf.IAF.backward", lambda dz_new, dlog_abs_det, cache, dtype: _iaf(
                    "dz_new": normal(rng, (n, 3), dt), "dlog_abs_det": normal(rng, n, dt)},
       {"dz_new": grad(), "dlog_abs_det": grad(), "cache": OBJ}, covers=("flows.iaf.IAFStep.backward",))
 entry("flows.params.n_params", lambda layout: fp.n_params(layout), lambda rng: {"layout": (("u", 3), ("b", None))},
-      {"layout": OBJ})
+      {"layout": OBJ}, covers=("flows.params.layout_functions",))   # its products have rows
 entry("flows.params.grad_size", lambda grads: fp.grad_size(grads, "u"), lambda rng: {"grads": {"u": normal(rng, (2, 3))}},
       {"grads": OBJ})
 entry("flows.params.check_z", lambda z: fp.check_z(z), lambda rng: {"z": normal(rng, (2, 3))}, {"z": arr(shape=False)},

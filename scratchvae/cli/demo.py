@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+from .runs import add_out_options
 from .support import (
     HF, RUN_FILE, list_files, model_str, set_threads, subset_rows, threads_option, evaluate_model)
 
@@ -21,12 +22,11 @@ def register(subparsers) -> None:
                     "binarization, Adam) on embedded digits, then write PNGs: learning curves, "
                     "prior samples, reconstructions, the latent scatter by digit and the decoded "
                     "manifold; print the test ELBO, log p(x) and bits/dim. About a minute.")
-    p.add_argument("--out", default=os.path.join("out", "demo"), metavar="DIR",
-                   help="folder for the PNGs, checkpoints and metrics; empty, absent, or an "
-                        "earlier demo's (which this run replaces)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="use an --out folder that holds other files; its checkpoints, metrics "
-                        "and run.json are replaced, other files stay")
+    add_out_options(p, os.path.join("out", "demo"),
+                    "folder for the PNGs, checkpoints and metrics; empty, absent, or an earlier "
+                    "demo's (which this run replaces)",
+                    "use an --out folder that holds other files; its checkpoints, metrics and "
+                    "run.json are replaced, other files stay")
     p.add_argument("--epochs", type=int, default=40, help="training epochs")
     p.add_argument("--n-train", type=int, default=10000, help="embedded training images")
     p.add_argument("--seed", type=int, default=0, help="seed of the data, model and training")

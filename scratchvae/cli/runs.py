@@ -49,6 +49,12 @@ def report_interrupt(out, epochs) -> None:
           f"  python -m scratchvae train --resume {shlex.quote(out)}", file=sys.stderr, flush=True)
 
 
+def add_out_options(parser, default: str, out_help: str, overwrite_help: str) -> None:
+    """``--out DIR`` (the run folder) and ``--overwrite`` (reuse a folder that holds a run)."""
+    parser.add_argument("--out", default=default, metavar="DIR", help=out_help)
+    parser.add_argument("--overwrite", action="store_true", help=overwrite_help)
+
+
 def check_counts(args) -> None:
     """--n-train and --n-valid (when given) must be >= 1 (the loader would round 0 up to 1)."""
     for name in ("n_train", "n_valid"):

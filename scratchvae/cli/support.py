@@ -49,19 +49,18 @@ def data_group(p, train: bool):
                         "(labels and test images beside it are found by name), or "
                         "binarized_mnist_*.amat files; see docs/data.md"
                         + (later and later + "'embedded'"))
-    g.add_argument("--n-train", type=int, default=d["n_train"], metavar="N",
-                   help="training images: embedded: how many to render (None: 10000); files: "
-                        "a random subset of N (seeded by --data-seed; None: all)"
-                        + (later and later + "all"))
-    g.add_argument("--n-valid", type=int, default=d["n_valid"], metavar="N",
-                   help="validation images: embedded: how many to render (None: 1000); files "
-                        "with a validation split: a random subset of N (None: all); files "
-                        "without one: N training images set aside (None: --valid-fraction)"
-                        + (later and later + "as above"))
-    g.add_argument("--n-test", type=int, default=d["n_test"], metavar="N",
-                   help="test images: embedded: how many to render (None: 1000); files: a "
-                        "random subset of N (None: all; never the first N, as a test split may "
-                        "be ordered by class)" + (later and later + "as above"))
+    counts = {  # split -> (what the count means, what None means after `later`)
+        "train": ("training images: embedded: how many to render (None: 10000); files: a random "
+                  "subset of N (seeded by --data-seed; None: all)", "all"),
+        "valid": ("validation images: embedded: how many to render (None: 1000); files with a "
+                  "validation split: a random subset of N (None: all); files without one: N "
+                  "training images set aside (None: --valid-fraction)", "as above"),
+        "test": ("test images: embedded: how many to render (None: 1000); files: a random subset "
+                 "of N (None: all; never the first N, as a test split may be ordered by class)",
+                 "as above")}
+    for split, (text, unset) in counts.items():
+        g.add_argument(f"--n-{split}", type=int, default=d[f"n_{split}"], metavar="N",
+                       help=text + (later and later + unset))
     g.add_argument("--valid-fraction", type=float, default=d["valid_fraction"], metavar="F",
                    help="files without a validation split: this share of the training images, "
                         "drawn at random (seeded by --data-seed), is set aside for validation"

@@ -28,7 +28,8 @@ import os
 import sys
 
 from .runs import (  # run folders: --out, --resume, Ctrl-C
-    as_flags, check_counts, check_out, options_from_checkpoint, png_path, report_interrupt)
+    add_out_options, as_flags, check_counts, check_out, options_from_checkpoint, png_path,
+    report_interrupt)
 from .support import (  # the shared argument groups and helpers
     ACTIVATIONS, BITS_SCALES, ESTIMATORS, HF, OPTIMIZERS, POSTERIORS, RUN_FILE, SPLIT_INDEX,
     bits_scale, data_group, data_options, describe_data, evaluate_model, is_binary, list_files,
@@ -81,12 +82,11 @@ def register(subparsers) -> None:
                    help="stop when the validation ELBO falls, or the training objective rises "
                         "above it, by more than F times the run's scale (scratchvae.runs.divergence); "
                         "0 turns the check off")
-    p.add_argument("--out", default=os.path.join("out", "train"), metavar="DIR",
-                   help="folder for checkpoints, metrics and run.json; a new run needs it empty "
-                        "or absent (with --resume: the checkpoint's folder)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="start a new run in an --out folder that holds one: its checkpoints, "
-                        "metrics and run.json are deleted before the first epoch")
+    add_out_options(p, os.path.join("out", "train"),
+                    "folder for checkpoints, metrics and run.json; a new run needs it empty or "
+                    "absent (with --resume: the checkpoint's folder)",
+                    "start a new run in an --out folder that holds one: its checkpoints, metrics "
+                    "and run.json are deleted before the first epoch")
     p.add_argument("--resume", default=None, metavar="RUN_DIR_OR_CHECKPOINT",
                    help="continue a run: its folder (checkpoint.npz inside) or a checkpoint "
                         "file. Model, training and data options come from the checkpoint and "

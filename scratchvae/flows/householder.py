@@ -22,8 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..validate import check_cache, check_int
-from .params import (check_nonzero, check_params, check_upstream, check_z, grad_size, n_params,
-                     pack, unpack)
+from .params import check_nonzero, check_params, check_upstream, check_z, layout_functions
 
 
 def reflect(z, v):
@@ -91,16 +90,5 @@ def _layout(D: int) -> tuple:
     return (("v", D),)
 
 
-def householder_n_params(D: int) -> int:
-    """D raw numbers per example: the reflection vector v."""
-    return n_params(_layout(check_int("D", D, minimum=1)))
-
-
-def householder_unpack(raw):
-    """dict(v (..., D)): the whole of ``raw (..., D)``, as a view."""
-    return unpack(raw, _layout, "householder")
-
-
-def householder_pack_grads(grads):
-    """Inverse of :func:`householder_unpack` for gradients: (..., D) from dict(v)."""
-    return pack(grads, _layout(grad_size(grads, "v")))
+householder_n_params, householder_unpack, householder_pack_grads = layout_functions(
+    "householder", _layout, "v", "D: the reflection vector v")

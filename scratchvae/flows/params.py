@@ -149,3 +149,31 @@ def check_upstream(dz_new, dlog_abs_det, z_shape: tuple, dtype) -> np.ndarray:
     if dlog_abs_det is None:
         return np.zeros(z_shape[:-1], dtype=dtype)                             # (...,)
     return check_gradient("dlog_abs_det", dlog_abs_det, shape=z_shape[:-1], dtype=dtype)
+
+
+def layout_functions(family: str, layout_of_dim, d_from: str, count: str):
+    """``(n_params, unpack, pack_grads)`` of a family whose layout depends on D alone.
+
+    ``layout_of_dim(D)`` gives the layout, ``d_from`` names the parameter whose last axis is D
+    (where ``pack_grads`` reads it), ``count`` says how many numbers that is, for the docstrings
+    (e.g. "2D + 1: u (D), w (D), b (1)").
+    """
+    def family_n_params(D: int) -> int:
+        return _count(layout_of_dim(check_int("D", D, minimum=1)))
+
+    def family_unpack(raw):
+        return unpack(raw, layout_of_dim, family)
+
+    def family_pack_grads(grads):
+        return pack(grads, layout_of_dim(grad_size(grads, d_from)))
+
+    names = [name for name, _ in layout_of_dim(1)]
+    family_n_params.__doc__ = f"Raw numbers per example for dimension D: {count}."
+    family_unpack.__doc__ = (f"dict({', '.join(names)}) as views of ``raw (..., n)``, "
+                             f"n = {family}_n_params(D), in that order.")
+    family_pack_grads.__doc__ = (f"Inverse of :func:`{family}_unpack` for gradients: "
+                                 f"``(..., n)`` from dict({', '.join(names)}).")
+    for f, suffix in ((family_n_params, "n_params"), (family_unpack, "unpack"),
+                      (family_pack_grads, "pack_grads")):
+        f.__name__ = f.__qualname__ = f"{family}_{suffix}"
+    return family_n_params, family_unpack, family_pack_grads

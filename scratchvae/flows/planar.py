@@ -25,8 +25,7 @@ import numpy as np
 
 from ..stable import sigmoid, softplus
 from ..validate import check_cache, check_int
-from .params import (check_nonzero, check_params, check_upstream, check_z, grad_size, n_params,
-                     pack, unpack)
+from .params import check_nonzero, check_params, check_upstream, check_z, layout_functions
 
 
 def _constrain(u, w, wsq):
@@ -79,10 +78,7 @@ def planar_forward(z, u, w, b):
 
     Returns
     -------
-    z_new : ndarray (..., D)
-    log_abs_det : ndarray (...,)
-    cache : tuple
-        For :func:`planar_backward`.
+    ``(z_new (..., D), log_abs_det (...,), cache)``, the cache for :func:`planar_backward`.
 
     Notes
     -----
@@ -141,16 +137,5 @@ def _layout(D: int) -> tuple:
     return (("u", D), ("w", D), ("b", None))
 
 
-def planar_n_params(D: int) -> int:
-    """2D + 1 raw numbers per example: u (D), w (D), b (1)."""
-    return n_params(_layout(check_int("D", D, minimum=1)))
-
-
-def planar_unpack(raw):
-    """dict(u (..., D), w (..., D), b (...,)) as views of ``raw (..., 2D + 1)``, in that order."""
-    return unpack(raw, _layout, "planar")
-
-
-def planar_pack_grads(grads):
-    """Inverse of :func:`planar_unpack` for gradients: (..., 2D + 1) from dict(u, w, b)."""
-    return pack(grads, _layout(grad_size(grads, "u")))
+planar_n_params, planar_unpack, planar_pack_grads = layout_functions(
+    "planar", _layout, "u", "2D + 1: u (D), w (D), b (1)")

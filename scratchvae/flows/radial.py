@@ -30,7 +30,7 @@ import numpy as np
 
 from ..stable import sigmoid, softplus
 from ..validate import check_cache, check_float_array, check_int, check_same_dtype, check_same_shape
-from .params import check_params, check_upstream, check_z, grad_size, n_params, pack, unpack
+from .params import check_params, check_upstream, check_z, layout_functions
 
 
 def radial_constrain(raw_alpha, raw_beta):
@@ -65,10 +65,7 @@ def radial_forward(z, z_ref, raw_alpha, raw_beta):
 
     Returns
     -------
-    z_new : ndarray (..., D)
-    log_abs_det : ndarray (...,)
-    cache : tuple
-        For :func:`radial_backward`.
+    ``(z_new (..., D), log_abs_det (...,), cache)``, the cache for :func:`radial_backward`.
 
     Notes
     -----
@@ -133,16 +130,5 @@ def _layout(D: int) -> tuple:
     return (("z_ref", D), ("raw_alpha", None), ("raw_beta", None))
 
 
-def radial_n_params(D: int) -> int:
-    """D + 2 raw numbers per example: z_ref (D), raw_alpha (1), raw_beta (1)."""
-    return n_params(_layout(check_int("D", D, minimum=1)))
-
-
-def radial_unpack(raw):
-    """dict(z_ref (..., D), raw_alpha (...,), raw_beta (...,)) as views of ``raw (..., D + 2)``."""
-    return unpack(raw, _layout, "radial")
-
-
-def radial_pack_grads(grads):
-    """Inverse of :func:`radial_unpack` for gradients: (..., D + 2) from dict(z_ref, raw_*)."""
-    return pack(grads, _layout(grad_size(grads, "z_ref")))
+radial_n_params, radial_unpack, radial_pack_grads = layout_functions(
+    "radial", _layout, "z_ref", "D + 2: z_ref (D), raw_alpha (1), raw_beta (1)")

@@ -46,8 +46,8 @@ import numpy as np
 
 from ..validate import check_cache, check_float_array, check_int
 from .householder import reflect, reflect_backward
-from .params import (check_nonzero, check_params, check_upstream, check_z, grad_size, n_params,
-                     pack, unpack)
+from .params import (check_nonzero, check_params, check_upstream, check_z, grad_size,
+                     layout_functions, n_params, pack, unpack)
 
 
 def _upper(diag, offdiag):
@@ -119,10 +119,7 @@ def triangular_sylvester_forward(z, raw_r_diag, r_offdiag, raw_r_tilde_diag, r_t
 
     Returns
     -------
-    z_new : ndarray (..., D)
-    log_abs_det : ndarray (...,)
-    cache : tuple
-        For :func:`triangular_sylvester_backward`.
+    ``(z_new (..., D), log_abs_det (...,), cache)``, the cache for :func:`triangular_sylvester_backward`.
 
     Notes
     -----
@@ -167,10 +164,7 @@ def householder_sylvester_forward(z, v, raw_r_diag, r_offdiag, raw_r_tilde_diag,
 
     Returns
     -------
-    z_new : ndarray (..., D)
-    log_abs_det : ndarray (...,)
-    cache : tuple
-        For :func:`householder_sylvester_backward`.
+    ``(z_new (..., D), log_abs_det (...,), cache)``, the cache for :func:`householder_sylvester_backward`.
 
     Notes
     -----
@@ -228,19 +222,10 @@ def _layout(D: int, n_reflections: int = 0) -> tuple:
                 ("r_tilde_offdiag", M), ("b", D))
 
 
-def triangular_sylvester_n_params(D: int) -> int:
-    """D^2 + 2D raw numbers per example: two diagonals (D each), two upper triangles, b (D)."""
-    return n_params(_layout(check_int("D", D, minimum=1)))
-
-
-def triangular_sylvester_unpack(raw):
-    """Views of raw (..., D^2 + 2D): raw_r_diag, r_offdiag, raw_r_tilde_diag, r_tilde_offdiag, b."""
-    return unpack(raw, _layout, "triangular_sylvester")
-
-
-def triangular_sylvester_pack_grads(grads):
-    """Inverse of :func:`triangular_sylvester_unpack` for gradients: (..., D^2 + 2D)."""
-    return pack(grads, _layout(grad_size(grads, "b")))
+(triangular_sylvester_n_params, triangular_sylvester_unpack,
+ triangular_sylvester_pack_grads) = layout_functions(
+    "triangular_sylvester", _layout, "b",
+    "D^2 + 2D: two raw diagonals (D each), two strict upper triangles (D(D-1)/2 each), b (D)")
 
 
 def householder_sylvester_n_params(D: int, n_reflections: int) -> int:

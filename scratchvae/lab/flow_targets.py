@@ -70,6 +70,12 @@ def _envelope(z):
     return -0.5 * t ** 4, grad
 
 
+def _enveloped(z, log_p, grad):
+    """(log_p - E(z1), grad - grad E): a band target made integrable along z1."""
+    env, grad_env = _envelope(z)
+    return log_p + env, grad + grad_env
+
+
 def _w1(z):
     """w1 = sin(pi z1 / 2) and grad (w1' = (pi / 2) cos(pi z1 / 2), 0)."""
     grad = np.zeros_like(z)                                      # (..., 2)
@@ -127,8 +133,18 @@ def log_p_tilde_2(z):
     _check_z(z)
     resid, grad_resid = _band_residual(z)
     band, grad = _gaussian_band(resid, 0.4, grad_resid)
-    env, grad_env = _envelope(z)
-    return band + env, grad + grad_env
+    return _enveloped(z, band, grad)
+
+
+def _two_bands(z, width_1, shift, dshift):
+    """log(e^a1 + e^a2) - E(z1): a1 the band of width ``width_1``, a2 the band of width 0.35
+    shifted down by ``shift`` (its derivative in z1 is ``dshift``), both (...,)."""
+    resid, grad_resid = _band_residual(z)
+    grad_shift = grad_resid.copy()                               # (..., 2)
+    grad_shift[..., 0] += dshift
+    log_p, grad = _log_add_exp(*_gaussian_band(resid, width_1, grad_resid),
+                               *_gaussian_band(resid + shift, 0.35, grad_shift))
+    return _enveloped(z, log_p, grad)
 
 
 def log_p_tilde_3(z):
@@ -143,14 +159,8 @@ def log_p_tilde_3(z):
     w2' = -w2 (z1 - 1) / 0.6^2.
     """
     _check_z(z)
-    resid, grad_resid = _band_residual(z)
     w2 = 3 * np.exp(-0.5 * ((z[..., 0] - 1) / 0.6) ** 2)        # (...,)
-    grad_shift = grad_resid.copy()
-    grad_shift[..., 0] += -w2 * (z[..., 0] - 1) / 0.36
-    log_p, grad = _log_add_exp(*_gaussian_band(resid, 0.35, grad_resid),
-                               *_gaussian_band(resid + w2, 0.35, grad_shift))
-    env, grad_env = _envelope(z)
-    return log_p + env, grad + grad_env
+    return _two_bands(z, 0.35, w2, -w2 * (z[..., 0] - 1) / 0.36)
 
 
 def log_p_tilde_4(z):
@@ -164,14 +174,8 @@ def log_p_tilde_4(z):
     grad a2 = -((z2 - w1 + w3) / 0.35^2) (-w1' + w3', 1), w3' = 3 sigma (1 - sigma) / 0.3.
     """
     _check_z(z)
-    resid, grad_resid = _band_residual(z)
     sig = sigmoid((z[..., 0] - 1) / 0.3)                         # (...,)
-    grad_shift = grad_resid.copy()
-    grad_shift[..., 0] += 3 * sig * (1 - sig) / 0.3
-    log_p, grad = _log_add_exp(*_gaussian_band(resid, 0.4, grad_resid),
-                               *_gaussian_band(resid + 3 * sig, 0.35, grad_shift))
-    env, grad_env = _envelope(z)
-    return log_p + env, grad + grad_env
+    return _two_bands(z, 0.4, 3 * sig, 3 * sig * (1 - sig) / 0.3)
 
 
 TARGETS = {"U1": log_p_tilde_1, "U2": log_p_tilde_2, "U3": log_p_tilde_3, "U4": log_p_tilde_4}

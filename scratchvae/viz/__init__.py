@@ -25,3 +25,11 @@ def save(fig, path) -> str:
     fig.savefig(path, dpi=110, bbox_inches="tight")
     pyplot().close(fig)
     return path
+
+
+def finish(fig, suptitle: str, caption: str, path) -> str:
+    """Title the figure, put the caption (the measured numbers) under it, save and close it."""
+    fig.suptitle(suptitle, fontsize=12)
+    fig.text(0.01, -0.01, caption, ha="left", va="top", fontsize=8.5, family="monospace")
+    fig.tight_layout()
+    return save(fig, path)

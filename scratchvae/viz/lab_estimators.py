@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import pyplot, save
+from . import finish, pyplot, save
 
 _COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
 
@@ -41,10 +41,7 @@ def loglog_panels(panels, *, suptitle: str, caption: str, path, ncols: int = 2):
         ax.xaxis.set_minor_formatter(plt.NullFormatter())
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(suptitle, fontsize=12)
-    fig.text(0.01, -0.01, caption, ha="left", va="top", fontsize=8.5, family="monospace")
-    fig.tight_layout()
-    return save(fig, path)
+    return finish(fig, suptitle, caption, path)
 
 
 def _ellipse(ax, mean, cov, n_std, **kw):
@@ -133,7 +130,4 @@ def variations_figure(x, y_init, iterates, y_final, y_line, history, *, suptitle
     bx.set(title="convergence", xlabel="iteration", ylabel="value (log scale)")
     bx.grid(True, which="both", alpha=0.3)
     bx.legend(fontsize=8)
-    fig.suptitle(suptitle, fontsize=12)
-    fig.text(0.01, -0.01, caption, ha="left", va="top", fontsize=8.5, family="monospace")
-    fig.tight_layout()
-    return save(fig, path)
+    return finish(fig, suptitle, caption, path)
