@@ -30,7 +30,9 @@ Non-finite gradients. A NaN or inf in a gradient would turn every later paramete
 ``step`` first computes, per gradient array, the dot product g.g (one fast BLAS reduction; NaN or
 inf whenever any entry is, and otherwise finite unless the entries are ~1e19, when the array is
 inspected entry by entry), and refuses the whole step with a FloatingPointError naming the
-parameter before anything is written.
+parameter before anything is written. The check is one extra read of the gradients (about 3% of
+an epoch of the MNIST VAE); checking each piece inside the update instead cost the same and
+could only refuse half a step.
 
 Speed (Adam). The update is a dozen elementwise passes over each parameter array. Run on the
 whole array, each pass streams it from memory again; :class:`Adam` runs all of them on one piece

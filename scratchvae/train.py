@@ -229,20 +229,18 @@ def _epochs(run, model, opt, rng, x_train, y_train, x_valid, y_valid, config, lo
     N, B = len(x_train), config.batch_size
     steps_per_epoch = -(-N // B)
     hints = advice(model.config, config)
-    # The minibatch gather reads 0/1 data from a uint8 copy (a quarter of the bytes) and reads
-    # the rows in increasing order (cheaper on a large array), then puts them in minibatch order:
-    # xb is x_train[idx] bit for bit, about 4x faster on MNIST (bench/README.md).
+    # The minibatch gather reads whole rows, so it keeps them contiguous: in a Fortran-ordered
+    # array (np.load gives one for an .npz saved that way) a row is D entries N apart, ~10 us a
+    # row; 0/1 data are kept as uint8 too, a quarter of the bytes. xb is x_train[idx], bit for bit.
     binary = model.likelihood.name == "bernoulli" and not config.dynamic_binarization
-    rows = x_train.astype(np.uint8) if binary else x_train                 # (N, D)
+    rows = np.ascontiguousarray(x_train, dtype=np.uint8 if binary else x_train.dtype)  # (N, D)
     for epoch in range(len(history), config.epochs):
         t0 = time.perf_counter()
         sums = {"loss": 0.0, "rec": 0.0, "kl": 0.0}
         perm = rng.permutation(N)
         for i in range(steps_per_epoch):
             idx = perm[i * B:(i + 1) * B]
-            order = np.argsort(idx)
-            xb = np.empty((len(idx), x_train.shape[1]), dtype=x_train.dtype)
-            xb[order] = rows[idx[order]]                                       # (b, D) = x_train[idx]
+            xb = rows[idx].astype(x_train.dtype, copy=False)                   # (b, D) = x_train[idx]
             yb = None if y_train is None else y_train[idx]                     # (b, C)
             if config.dynamic_binarization:
                 xb = binarize(xb, rng)                                         # fresh 0/1 draw
@@ -252,10 +250,10 @@ def _epochs(run, model, opt, rng, x_train, y_train, x_valid, y_valid, config, lo
             try:
                 loss, grads, stats = model.loss_and_grads(xb, eps, config.estimator, beta, y=yb,
                                                           check=False)
+                opt.step(grads)                          # refuses non-finite gradients
             except FloatingPointError as exc:
                 raise FloatingPointError(f"training diverged at epoch {epoch + 1}, step {i + 1}: {exc}; "
                                          f"lower the learning rate (lr={config.lr})") from None
-            opt.step(grads)
             for k, v in (("loss", loss), ("rec", stats["rec"]), ("kl", stats["kl"])):
                 sums[k] += v * len(idx)
         train_seconds = time.perf_counter() - t0

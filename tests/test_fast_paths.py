@@ -1,8 +1,8 @@
 """The fast forms on the training path agree with the plain ones they replace.
 
-- The trainer's minibatch gather (a uint8 copy of 0/1 data, rows read in increasing order) gives
-  the same parameters, bit for bit, as the plain loop of the ``scratchvae.train`` docstring with
-  ``xb = x_train[idx]``; so does the float gather used with dynamic binarization.
+- The trainer's minibatch gather (from a C-contiguous copy, uint8 for 0/1 data) gives the same
+  parameters, bit for bit, as the plain loop of the ``scratchvae.train`` docstring with
+  ``xb = x_train[idx]``, for C- and Fortran-ordered data, with and without dynamic binarization.
 - The IWAE backward flushes subnormal entries of the decoder-output gradient: that zeroes them,
   leaves normal entries alone, and moves the gradients by far less than float32 rounding.
 """
@@ -37,12 +37,14 @@ def _plain_loop(model, x, config, gather=lambda x, idx: x[idx]):
             opt.step(grads)
 
 
+@pytest.mark.parametrize("order", ["C", "F"])
 @pytest.mark.parametrize("dynamic", [False, True])
-def test_trainer_gather_is_bit_identical_to_the_plain_gather(dynamic):
+def test_trainer_gather_is_bit_identical_to_the_plain_gather(dynamic, order):
     rng = np.random.default_rng(3)
     x = rng.random((203, 30)).astype(np.float32)              # 203 rows: the last batch is short
     if not dynamic:
         x = (x < 0.3).astype(np.float32)
+    x = np.asarray(x, order=order)                            # np.load may give Fortran order
     config = TrainConfig(epochs=2, batch_size=50, lr=3e-3, seed=7, dynamic_binarization=dynamic)
     trained, plain = _model(), _model()
     train(trained, x, None, config, log=None, threads=1)

@@ -23,9 +23,11 @@ array with a zero border (the free boundary), and a colour is one or two whole s
 so the neighbours of a whole sub-lattice are shifted slices of another one: each pixel's field is
 computed once per sweep, on contiguous memory (``_SubLattices``; the mean-field sweep does the
 same with strided slices). On spins the neighbour sum is a sum of integers, so the field is
-bit-for-bit the masked form's. At 1024 x 1024 this made an ICM sweep about 5x and a Gibbs sweep
-about 3.5x faster than the masked form (``bench/bench_ising.py``). The per-pixel loops in
-``tests/test_ising_baselines.py`` are the textbook scan both are checked against.
+bit-for-bit the masked form's. At 1024 x 1024 this made a sweep 3.8x (ICM) and 3.3x (Gibbs)
+faster than the masked form with 4 neighbours, 6-7x with 8 (``bench/bench_ising.py``; Gibbs
+draws its uniforms per sub-lattice, so its samples differ from the masked form's). The
+per-pixel loops in ``tests/test_ising_baselines.py`` are the textbook scan both are checked
+against.
 """
 from __future__ import annotations
 
