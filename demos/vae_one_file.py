@@ -193,7 +193,7 @@ def binarize(x, rng):
 
 def evaluate(p, x, eps, batch=500):
     """Mean analytic ELBO over binary images x (N, D) with fixed noise eps (N, L, Z)."""
-    return float(np.mean(np.concatenate([forward(p, x[i:i + batch], eps[i:i + batch])[0]
+    return float(np.mean(np.concatenate([forward(p, x[i:i + batch], eps[i:i + batch])[0]  # (N,)
                                          for i in range(0, len(x), batch)])))
 
 
@@ -207,8 +207,8 @@ def train(seed=0, epochs=20, n_train=20000, n_held_out=1000, H=400, Z=20, batch=
     data = load_embedded_digits(n_train=n_train, n_valid=n_held_out, n_test=n_held_out, seed=seed)
     rng = np.random.default_rng(seed)
     p = init_params(data.train.x.shape[1], H, Z, rng)
-    m = {k: np.zeros_like(w) for k, w in p.items()}
-    v = {k: np.zeros_like(w) for k, w in p.items()}
+    m = {k: np.zeros_like(w) for k, w in p.items()}                 # Adam's moments: each like p[k]
+    v = {k: np.zeros_like(w) for k, w in p.items()}                 # (same shapes)
     held_out_rng = np.random.default_rng([seed, 1])
     x_valid = binarize(data.valid.x, held_out_rng)                                  # (N, D)
     eps_valid = held_out_rng.standard_normal((n_held_out, 1, Z), dtype=np.float32)  # (N, 1, Z)
@@ -224,7 +224,7 @@ def train(seed=0, epochs=20, n_train=20000, n_held_out=1000, H=400, Z=20, batch=
             x = binarize(data.train.x[order[i:i + batch]], rng)   # (B, D)
             eps = rng.standard_normal((batch, L, Z), dtype=np.float32)  # (B, L, Z)
             elbo, cache = forward(p, x, eps, objective)           # (B,)
-            g = backward(p, np.full(batch, -1.0 / batch, np.float32), cache)
+            g = backward(p, np.full(batch, -1.0 / batch, np.float32), cache)  # each like p[k]
             step += 1
             adam_step(p, g, m, v, step, lr)
             losses.append(-float(elbo.mean()))

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .validate import check_in_range, check_int, check_positive
+from .validate import check_in_range, check_int, check_mapping, check_positive
 
 _PIECE_BYTES = 1 << 18   # 256 KiB per array and piece: p, g, m, v and the scratch fit in L2 (2 MiB)
 
@@ -143,6 +143,7 @@ class Optimizer:
         keys, a step count ``t`` < 0, or a slot of the wrong shape or dtype or with NaN/inf
         entries; nothing is restored then.
         """
+        check_mapping("state", state)
         expected = {f"{n}/{s}" for n, slots in self.state.items() for s in slots} | {"t"}
         if set(state) != expected:
             raise ValueError(f"optimizer state has keys {sorted(set(state))[:6]}..., "

@@ -35,7 +35,7 @@ from .distributions import HALF_LOG_2PI
 from .likelihoods import make_likelihood
 from .nn import MLP
 from .posteriors import make_posterior
-from .stable import logmeanexp, softmax
+from .stable import flush_subnormals, logmeanexp, softmax
 from .validate import (check_float_array, check_in_range, check_int, check_int_sequence,
                        check_one_hot, check_positive, check_rng)
 
@@ -116,6 +116,8 @@ class VAE:
         self.decoder = MLP([z_dim + C, *hidden[::-1], self.likelihood.out_dim(x_dim)], activation,
                            rng=rng, dtype=dtype)
         self.dtype = self.encoder.dtype
+        if hasattr(self.posterior, "initial_bias"):   # flows whose layers divide by |w|^2
+            self.encoder.params[f"{len(hidden)}.b"] += self.posterior.initial_bias(self.dtype)
         if self.likelihood.learned:
             init = check_positive("init_obs_scale", init_obs_scale)
             if init <= min_obs_scale:
@@ -235,30 +237,31 @@ class VAE:
         B, _, Dz = z.shape
         check_float_array("dobjective", dobjective, shape=(B,), dtype=self.dtype)
         dt = z.dtype.type
-        # objective -> per-sample weights of log p(x|z_s) (and of log p(z_s) - log q(z_s|x))
+        # - beta KL(q || p), the last line of the analytic objective
+        if estimator == "analytic":
+            dq_kl = self.posterior.kl_to_prior_backward(-dt(beta) * dobjective, q)
+        # objective -> the gradient of each sample's log p(x|z_s) and log p(z_s) - log q(z_s|x)
         if estimator == "iwae":
-            weights = dobjective[:, None] * softmax(c["log_weights"])         # (B, S)
-            prior_weights = weights                                           # beta = 1
+            dlog_px = dobjective[:, None] * softmax(c["log_weights"])         # (B, S)
+            dlog_pz = dlog_px                                                 # beta = 1
         else:
-            weights = np.repeat(dobjective[:, None] / dt(S), S, axis=1)      # (B, S)
-            prior_weights = dt(beta) * weights
+            dlog_px = np.repeat(dobjective[:, None] / dt(S), S, axis=1)      # (B, S)
+            dlog_pz = dt(beta) * dlog_px
         # log p(x|z) -> decoder -> dz
-        dout = self.likelihood.backward(weights, c["lik_cache"])             # (B, S, P)
-        if estimator == "iwae":  # weights below ~e^-87 make subnormal entries: see _flush_subnormals
-            _flush_subnormals(dout)
+        dout = self.likelihood.backward(dlog_px, c["lik_cache"])             # (B, S, P)
+        if estimator == "iwae":  # IWAE weights below ~e^-87 leave subnormal entries in dout
+            flush_subnormals(dout)
         dzy, dec_grads = self.decoder.backward(dout.reshape(B * S, dout.shape[-1]), c["dec_cache"])
         dz = dzy[:, :Dz].reshape(B, S, Dz)                  # (B, S, Dz); label columns: no gradient
         # log p(z) - log q(z|x) = log p(z) - log p(eps) + log|det dz/deps|
         dlog_det = None
         if estimator != "analytic":
-            dz = dz - prior_weights[..., None] * z                           # d log N(z; 0, I)/dz = -z
-            dlog_det = prior_weights                                         # (B, S)
+            dz = dz - dlog_pz[..., None] * z                                 # d log N(z; 0, I)/dz = -z
+            dlog_det = dlog_pz                                               # (B, S)
         # z = g(eps, q) -> dq
         dq, flow_grads = self.posterior.rsample_backward(dz, dlog_det, c["z_cache"])
-        # - beta KL(q || p)
         if estimator == "analytic":
-            dkl = self.posterior.kl_to_prior_backward(-dt(beta) * dobjective, q)
-            dq = {k: dq[k] + dkl[k] for k in dq}
+            dq = {k: dq[k] + dq_kl[k] for k in dq}
         # q <- encoder
         dh = self.posterior.encode_backward(dq, c["q_cache"][1])             # (B, n_params)
         _, enc_grads = self.encoder.backward(dh, c["q_cache"][0], need_dx=False)
@@ -333,21 +336,3 @@ def _with_labels(a, y):
 def _repeat_rows(y, n_samples):
     """Each label row repeated for the S samples of its example: (B, C) -> (B*S, C)."""
     return None if y is None else np.repeat(y, n_samples, axis=0)
-
-
-def _flush_subnormals(a):
-    """Round the subnormal entries of ``a`` (|a| < finfo.tiny: 1.2e-38 in float32) to 0, in place.
-
-    Why: the IWAE weights softmax(log_weights) of samples far worse than the best one are e^-87
-    and below, so about 1% of the gradient at the decoder output is subnormal, and x86 matrix
-    products take a slow path on subnormal operands (the two backward products of the output
-    layer ran 2.4x slower at K = 50; bench/README.md). How: (a + c) - c with c = 4 tiny / eps
-    rounds every |a| < tiny to 0 and leaves |a| > 2c / eps (7e-24 in float32) unchanged; entries
-    in between move by at most 3e-38. Either change moves a sum of the products by far less
-    than its rounding error, but it is a change: the IWAE gradient is not bit-identical to the
-    unflushed one.
-    """
-    info = np.finfo(a.dtype)
-    c = a.dtype.type(4 * info.tiny / info.eps)
-    a += c
-    a -= c

@@ -162,6 +162,9 @@ for _f in (stable.softplus, stable.softplus_neg_abs, stable.sigmoid):
           {"t": arr(shape=False, finite=False)}, like("t"), rows=("t",), empty="ok")
 entry("stable.expm1mx", lambda v: stable.expm1mx(v), lambda rng: {"v": normal(rng, (n_of(rng), 3), dt_of(rng))},
       {"v": arr(shape=False, finite=False)}, like("v"), rows=("v",), empty="ok")
+entry("stable.flush_subnormals", lambda a: (stable.flush_subnormals(a), a)[1],
+      lambda rng: {"a": normal(rng, (n_of(rng), 3), dt_of(rng))},
+      {"a": arr(shape=False, finite=False)}, like("a"), rows=("a",), empty="ok")
 for _f in (stable.logmeanexp, stable.logsumexp, stable.softmax):
     entry(f"stable.{_f.__name__}", lambda a, f=_f: f(a),
           lambda rng: {"a": normal(rng, (n_of(rng), 3), dt_of(rng))},
@@ -222,11 +225,12 @@ def _normal_kw(rng, with_x="x"):
 
 
 _NORMAL = {"loc": data(), "log_scale": data()}
+_NORMAL_ALONE = {"loc": data(shape=False), "log_scale": data()}   # loc sets the shape: no other array
 entry("distributions.standard_normal_log_prob", lambda x: dist.standard_normal_log_prob(x),
       lambda rng: {"x": normal(rng, (n_of(rng), 3), dt_of(rng))}, {"x": arr(shape=False)}, like("x"),
       rows=("x",), empty="ok", covers=("distributions.standard_normal_log_prob_grad",))
 entry("distributions.Normal", lambda loc, log_scale: dist.Normal(loc, log_scale),
-      lambda rng: _normal_kw(rng, None), _NORMAL, rows=("loc", "log_scale"), empty="ok")
+      lambda rng: _normal_kw(rng, None), _NORMAL_ALONE, rows=("loc", "log_scale"), empty="ok")
 for _m in ("log_prob", "log_prob_grads"):
     entry(f"distributions.Normal.{_m}", lambda loc, log_scale, x, m=_m: getattr(dist.Normal(loc, log_scale), m)(x),
           _normal_kw, {**_NORMAL, "x": data()},
@@ -239,7 +243,7 @@ entry("distributions.Normal.sample", lambda loc, log_scale, rng: dist.Normal(loc
       lambda rng: {**_normal_kw(rng, None), "rng": np.random.default_rng(1)}, {**_NORMAL, "rng": RNG}, like("loc"))
 for _m in ("entropy", "entropy_grads", "kl_to_standard_normal", "kl_to_standard_normal_grads"):
     entry(f"distributions.Normal.{_m}", lambda loc, log_scale, m=_m: getattr(dist.Normal(loc, log_scale), m)(),
-          lambda rng: _normal_kw(rng, None), _NORMAL, rows=("loc", "log_scale"), empty="ok")
+          lambda rng: _normal_kw(rng, None), _NORMAL_ALONE, rows=("loc", "log_scale"), empty="ok")
 entry("distributions.gaussian_log_prob", lambda x, loc, log_scale: dist.gaussian_log_prob(x, loc, log_scale),
       _normal_kw, {**_NORMAL, "x": data()}, like("x"), rows=("loc", "log_scale", "x"), empty="ok")
 

@@ -43,7 +43,6 @@ EXEMPT = {
 # what the first of them does instead). These are left out of the table's cases, and
 # test_known_gaps_are_still_open fails as soon as one of them passes, so the list cannot go stale.
 KNOWN_GAPS = {
-    ('optim.Optimizer.load_state_dict', 'state'): ('type0', "TypeError without the name: 'int' object is not iterable"),
 }
 
 

@@ -61,7 +61,7 @@ def test_flush_subnormals_zeroes_them_and_keeps_normal_numbers():
     tiny = np.finfo(np.float32).tiny
     a = np.array([tiny / 2, -tiny / 1e6, tiny, 1e-20, -3.5, 0.0, tiny * 1e10], dtype=np.float32)
     out = a.copy()
-    vae_module._flush_subnormals(out)
+    vae_module.flush_subnormals(out)
     np.testing.assert_array_equal(out[:2], 0)
     assert out[3:6].tobytes() == a[3:6].tobytes()             # |a| > 7e-24: exactly unchanged
     assert abs(out[2] - a[2]) <= 3e-38 and abs(out[6] - a[6]) <= 3e-38
@@ -76,17 +76,17 @@ def test_iwae_flush_moves_gradients_by_less_than_rounding(monkeypatch):
     x = (rng.random((8, 30)) < 0.4).astype(np.float32)
     eps = (8 * rng.standard_normal((8, 40, 3))).astype(np.float32)
     seen = {}
-    flush = vae_module._flush_subnormals
+    flush = vae_module.flush_subnormals
 
     def spy(a):
         seen["subnormal"] = int(np.count_nonzero((a != 0) & (np.abs(a) < np.finfo(a.dtype).tiny)))
         flush(a)
         seen["after"] = int(np.count_nonzero((a != 0) & (np.abs(a) < np.finfo(a.dtype).tiny)))
 
-    monkeypatch.setattr(vae_module, "_flush_subnormals", spy)
+    monkeypatch.setattr(vae_module, "flush_subnormals", spy)
     _, flushed, _ = model.loss_and_grads(x, eps, "iwae")
     assert seen["subnormal"] > 0 and seen["after"] == 0, seen
-    monkeypatch.setattr(vae_module, "_flush_subnormals", lambda a: None)
+    monkeypatch.setattr(vae_module, "flush_subnormals", lambda a: None)
     _, plain, _ = model.loss_and_grads(x, eps, "iwae")
     for k in plain:
         np.testing.assert_allclose(flushed[k], plain[k], rtol=1e-6, atol=1e-30, err_msg=k)

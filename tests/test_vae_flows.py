@@ -176,3 +176,14 @@ def test_train_checkpoint_evaluate_and_sample_with_a_flow(posterior, tmp_path):
     assert lp.mean() > e["elbo"].mean()
     assert sample_prior(vae, 5, rng=np.random.default_rng(5)).shape == (5, 12)
     assert encode(vae, x[:3]).shape == encode(vae, x[:3], rng=np.random.default_rng(6)).shape == (3, 3)
+
+
+@pytest.mark.parametrize("posterior", FLOWS)
+def test_a_blank_image_at_initialization_trains(posterior):
+    """With zero biases an all-zero image makes every encoder output exactly 0, and planar (w)
+    and Householder (v) layers divide by |w|^2: their encoder biases start at |w| = 1 instead."""
+    vae = VAE(784, 4, rng=np.random.default_rng(0), hidden=(16,), posterior=posterior,
+              flow_length=3)
+    eps = np.random.default_rng(1).standard_normal((2, 1, 4), dtype=np.float32)
+    loss, grads, _ = vae.loss_and_grads(np.zeros((2, 784), np.float32), eps, "mc")
+    assert np.isfinite(loss) and all(np.all(np.isfinite(g)) for g in grads.values())

@@ -21,7 +21,7 @@ def register(subparsers) -> None:
         description="Train a VAE with a 2-D latent (784-256-256-2, Bernoulli pixels, dynamic "
                     "binarization, Adam) on embedded digits, then write PNGs: learning curves, "
                     "prior samples, reconstructions, the latent scatter by digit and the decoded "
-                    "manifold; print the test ELBO, log p(x) and bits/dim. About a minute.")
+                    "manifold; print the test ELBO, log p(x) and bits/dim. About 30 s on 2 cores.")
     add_out_options(p, os.path.join("out", "demo"),
                     "folder for the PNGs, checkpoints and metrics; empty, absent, or an earlier "
                     "demo's (which this run replaces)",

@@ -99,7 +99,7 @@ def register(subparsers) -> None:
                               description="ELBO, importance-sampled log p(x) (Burda et al. 2016), "
                                           "nats and bits/dim, reconstruction/KL split, KL per "
                                           "latent dimension and active units.")
-    p.add_argument("--checkpoint", required=True, help="a checkpoint.npz or best.npz")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint.npz or best.npz, or a run folder (its checkpoint.npz)")
     data_group(p, train=False)
     p.add_argument("--split", default="test", choices=tuple(SPLIT_INDEX), help="split to evaluate")
     p.add_argument("--k", type=int, default=5000, help="importance samples K for log p(x)")
@@ -116,7 +116,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("sample", formatter_class=HF, help="draw images from a checkpoint",
                               description="Decode z ~ N(0, I) into a PNG; optionally also "
                                           "reconstructions, interpolations and the 2-D manifold.")
-    p.add_argument("--checkpoint", required=True, help="a checkpoint.npz or best.npz")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint.npz or best.npz, or a run folder (its checkpoint.npz)")
     p.add_argument("--n", type=int, default=100, help="prior samples")
     p.add_argument("--ncols", type=int, default=10, help="images per row")
     p.add_argument("--seed", type=int, default=0, help="seed of z and of sampled pixels")

@@ -86,7 +86,7 @@ class IAFStep:
 
     def _forward(self, z, context):
         """:meth:`forward` without input checks."""
-        (m, s), made_cache = self.made._forward(z, context)              # (N, D) each
+        (m, s), made_cache = self.made.forward_unchecked(z, context)              # (N, D) each
         t = s + s.dtype.type(self.forget_bias)                           # (N, D)
         sigma = sigmoid(t)                                               # (N, D)
         one_minus_sigma = sigmoid(-t)                                    # (N, D)
@@ -111,7 +111,7 @@ class IAFStep:
         dm = dz_new * one_minus_sigma                                    # (N, D)
         dsigma = dz_new * (z - m)                                        # (N, D)
         dt = (dsigma * sigma + dlog_abs_det[:, None]) * one_minus_sigma  # (N, D)
-        d_inputs, grads = self.made._backward((dm, dt), made_cache)
+        d_inputs, grads = self.made.backward_unchecked((dm, dt), made_cache)
         d_inputs["z"] = d_inputs["z"] + dz_new * sigma                   # (N, D)
         return d_inputs, grads
 

@@ -194,9 +194,9 @@ class MADE:
         dW_ctx = context^T @ da_1.
         """
         self.check_inputs(z, context)
-        return self._forward(z, context)
+        return self.forward_unchecked(z, context)
 
-    def _forward(self, z, context):
+    def forward_unchecked(self, z, context):
         """:meth:`forward` without input checks (for callers that validated already)."""
         caches = []
         x = z
@@ -219,9 +219,9 @@ class MADE:
         context = check_cache(cache, 4, "MADE.forward")[0]
         for name, d in (("dm", dm), ("ds", ds)):
             check_gradient(name, d, shape=(context.shape[0], self.z_dim), dtype=self.dtype)
-        return self._backward(dout, cache)
+        return self.backward_unchecked(dout, cache)
 
-    def _backward(self, dout, cache):
+    def backward_unchecked(self, dout, cache):
         """:meth:`backward` without input checks."""
         dm, ds = dout
         context, caches, m_cache, s_cache = cache

@@ -111,6 +111,20 @@ class FlowPosterior:
             self.n_extra = flow_length * self.layer_size
         self.n_params = self.base.n_params + self.n_extra
 
+    def initial_bias(self, dtype):
+        """Start of the encoder's output bias, (n_params,): zeros, except every planar w and
+        Householder v, which start at 1/sqrt(D) in each coordinate (|w| = 1). Those layers divide
+        by |w|^2 (|v|^2); with zero biases an all-zero image (a blank input, or an example whose
+        hidden units are all inactive) would give w = 0 exactly at the start of training."""
+        bias = np.zeros(self.n_params, dtype=dtype)                       # (n_params,)
+        if self.name in ("planar", "householder"):
+            slot = "w" if self.name == "planar" else "v"
+            raw = bias[None, self.base.n_params:]                          # (1, K n), a view
+            n, unpack = self.layer_size, AMORTIZED[self.name][3]
+            for k in range(self.flow_length):
+                unpack(raw[:, k * n:(k + 1) * n])[slot][...] = 1 / np.sqrt(self.z_dim)
+        return bias
+
     # ----------------------------------------------------------------------- h -> q
     def encode(self, h):
         """q from h (B, 2D + n_extra) = [mu, log sigma, extra]."""
