@@ -6,9 +6,6 @@ module; each command is a separate process, so nothing is shared in memory.
 """
 import json
 import math
-import os
-import subprocess
-import sys
 import zlib
 from pathlib import Path
 
@@ -16,6 +13,7 @@ import numpy as np
 import pytest
 
 from scratchvae import cli
+from support import assert_clean_error, run
 from scratchvae.cli import vae as cli_vae
 
 pytestmark = pytest.mark.slow   # end-to-end: the maths lane is pytest -m "not slow"
@@ -23,16 +21,6 @@ pytestmark = pytest.mark.slow   # end-to-end: the maths lane is pytest -m "not s
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--n-train", "300", "--n-valid", "100", "--n-test", "100", "--hidden", "32",
         "--z-dim", "4", "--batch-size", "50"]
-
-
-def run(args, cwd, check=True):
-    """``python -m scratchvae <args>`` in ``cwd`` with the repository on PYTHONPATH."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
-    proc = subprocess.run([sys.executable, "-m", "scratchvae", *map(str, args)], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=300)
-    if check:
-        assert proc.returncode == 0, f"{args} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc
 
 
 def assert_png(path):
@@ -43,15 +31,6 @@ def assert_png(path):
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert 100 < width < 5000 and 100 < height < 5000, (path, width, height)
     assert zlib.crc32(data[12:29]) == int.from_bytes(data[29:33], "big"), f"{path}: bad IHDR CRC"
-
-
-def assert_clean_error(proc, *needles):
-    """Exit code 2 and exactly one line on stderr, starting 'error:', naming the problem."""
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2, (proc.returncode, proc.stderr)
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
 
 
 @pytest.fixture(scope="module")

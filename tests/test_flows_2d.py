@@ -7,7 +7,6 @@ independent one (scipy.stats, or the slogdet of a finite-difference Jacobian); t
 estimator's gradient for all of q's parameters against finite differences; and the demo's two
 claims at reduced settings (slow).
 """
-import importlib.util
 import math
 import os
 
@@ -17,18 +16,12 @@ from scipy import integrate, stats
 
 from scratchvae.gradcheck import check_gradients
 from scratchvae.lab import flow_targets as ft
+from support import load_demo
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _load_demo(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "demos", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-demo = _load_demo("flows_2d")
+demo = load_demo("flows_2d")
 NAMES = list(ft.TARGETS)
 
 

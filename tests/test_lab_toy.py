@@ -1,27 +1,20 @@
 """The toy VAE (demos/toy_vae.py): the toy 2-D VAE collapses when its decoder starts broad, and KL
 warm-up cures it. The demo's claims are asserted on its own output, with small settings (2 seeds,
 100 epochs, about 6 s) and margins set well inside what was measured (numbers in the comments)."""
-import importlib.util
 import os
 
 import numpy as np
 import pytest
 
 from scratchvae.vae import VAE
+from support import load_demo
 
 pytestmark = pytest.mark.slow   # end-to-end: the maths lane is pytest -m "not slow"
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _load_demo(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "demos", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-toy = _load_demo("toy_vae")
+toy = load_demo("toy_vae")
 
 
 @pytest.fixture(scope="module")

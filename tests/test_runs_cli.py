@@ -13,26 +13,10 @@ import numpy as np
 import pytest
 
 from scratchvae.cli import demo as cli_demo
+from support import assert_clean_error, run
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
-
-
-def run(args, cwd, check=True):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
-    proc = subprocess.run([sys.executable, "-m", "scratchvae", *map(str, args)], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=300)
-    if check:
-        assert proc.returncode == 0, f"{args} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc
-
-
-def assert_clean_error(proc, *needles):
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), \
-        (proc.returncode, proc.stderr)
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..validate import check_cache, check_int
+from ..validate import check_cache
 from .params import check_nonzero, check_params, check_upstream, check_z, layout_functions
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..stable import sigmoid, softplus
-from ..validate import check_cache, check_float_array, check_int, check_same_dtype, check_same_shape
+from ..validate import check_cache, check_float_array, check_same_dtype, check_same_shape
 from .params import check_params, check_upstream, check_z, layout_functions
 
 
