@@ -44,7 +44,8 @@ from .evaluate import elbo
 from .optim import OPTIMIZERS
 from .runs import check_out_dir, checkpoint_path, restore_best, write_outputs
 from .runs.threads import blas_threads
-from .validate import check_float_array, check_int, check_model, check_path, check_positive
+from .validate import (check_choice, check_float_array, check_int, check_model, check_path,
+                       check_positive)
 from .vae import ESTIMATORS, VAE
 
 
@@ -75,8 +76,8 @@ class TrainConfig:
         self.n_samples = check_int("n_samples", self.n_samples, minimum=1)
         self.lr = check_positive("lr", self.lr)
         self.warmup_epochs = check_positive("warmup_epochs", self.warmup_epochs, strict=False)
-        _check_choice("optimizer", self.optimizer, sorted(OPTIMIZERS))
-        _check_choice("estimator", self.estimator, ESTIMATORS)
+        check_choice("optimizer", self.optimizer, sorted(OPTIMIZERS))
+        check_choice("estimator", self.estimator, ESTIMATORS)
         if self.estimator == "iwae" and self.warmup_epochs:
             raise ValueError("warmup_epochs must be 0 with the iwae estimator (it has no beta)")
         if self.patience is not None:
@@ -94,14 +95,6 @@ class TrainConfig:
         if self.divergence_factor is not None:
             self.divergence_factor = check_positive("divergence_factor", self.divergence_factor)
         return self
-
-
-def _check_choice(name, value, choices):
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a string, one of {list(choices)}, got "
-                        f"{type(value).__name__} {value!r}")
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
 
 
 # Fields a resumed run may change: they do not enter the computation of an epoch.

@@ -211,13 +211,18 @@ def _sigma(step, z, context):
     return 1.0 / (1.0 + np.exp(-(s + step.forget_bias)))
 
 
+def _jacobian_and_log_det(kind, activation):
+    """(flow, z, context, z_new, log_abs_det, J) with J = dz'/dz (N, D, D) by finite differences."""
+    flow, z, context, _ = _flow(kind, activation)
+    if activation == "relu":
+        _assert_off_relu_kinks(flow, z, context, 1e-4)
+    z_new, log_abs_det, _ = flow.forward(z, context)
+    return flow, z, context, z_new, log_abs_det, _jacobian(lambda x: flow.forward(x, context)[0], z)
+
+
 @pytest.mark.parametrize("activation", ["relu", "elu"])
 def test_iaf_step_jacobian_is_lower_triangular_and_log_det_is_slogdet(activation):
-    step, z, context, _ = _flow("step", activation)
-    if activation == "relu":
-        _assert_off_relu_kinks(step, z, context, 1e-4)
-    z_new, log_abs_det, _ = step.forward(z, context)
-    J = _jacobian(lambda x: step.forward(x, context)[0], z)              # (N, D, D)
+    step, z, context, _, log_abs_det, J = _jacobian_and_log_det("step", activation)
     assert _upper(J, 1) == 0.0, "dz'_i/dz_j must be exactly 0 for j > i"
     np.testing.assert_allclose(np.diagonal(J, axis1=1, axis2=2), _sigma(step, z, context), atol=1e-9)
     sign, logdet = np.linalg.slogdet(J)
@@ -227,11 +232,7 @@ def test_iaf_step_jacobian_is_lower_triangular_and_log_det_is_slogdet(activation
 
 @pytest.mark.parametrize("activation", ["relu", "elu"])
 def test_iaf_stack_log_det_is_slogdet_and_reversals_compose(activation):
-    flow, z, context, _ = _flow("stack", activation)
-    if activation == "relu":
-        _assert_off_relu_kinks(flow, z, context, 1e-4)
-    z_new, log_abs_det, _ = flow.forward(z, context)
-    J = _jacobian(lambda x: flow.forward(x, context)[0], z)              # (N, D, D)
+    flow, z, context, z_new, log_abs_det, J = _jacobian_and_log_det("stack", activation)
     sign, logdet = np.linalg.slogdet(J)
     assert np.all(sign > 0)
     np.testing.assert_allclose(log_abs_det, logdet, rtol=0, atol=TOL_LOGDET)
