@@ -1030,12 +1030,13 @@ for _f, _arg in ((sfmt.load_idx, "path"), (sfmt.load_amat, "path"), (sfmt.load_a
                  (sfmt.load_mnist_idx, "directory"), (sfmt.load_npz, "path"), (sfmt.read_npz, "path"),
                  (simg.read_npy, "path"), (simg.read_idx_images, "path"), (simg.read_csv_table, "path"),
                  (simg.read_csv, "path"), (simg.read_image, "path"), (simg.read_image_folder, "folder"),
-                 (ssrc.read_source, "path"), (sdl.sha256_of, "path")):
+                 (ssrc.read_source, "path"), (ssrc.image_shape, "source"), (sdl.sha256_of, "path")):
     entry(f"data.{_f.__module__.split('.')[-1]}.{_f.__name__}", lambda f=_f, a=_arg, **kw: f(kw[a]),
           lambda rng, a=_arg: {a: tmp_file("d.npz", _npz)}, {_arg: PATH},
           covers=(("data.formats.Dataset", "data.formats.Splits", "data.images.CsvTable")
                   if _f is simg.read_csv_table else ()), good=_f in (sfmt.load_npz, sfmt.read_npz, ssrc.read_source,
-                                                                     sdl.sha256_of), nonfinite_ok=True)
+                                                                     ssrc.image_shape, sdl.sha256_of),
+          nonfinite_ok=True)
 entry("data.download.fetch", lambda url, dest_dir, sha256, timeout, filename:
       sdl.fetch(url, dest_dir, sha256, timeout=timeout, filename=filename),
       None, {"url": OBJ, "dest_dir": PATH, "sha256": OBJ, "timeout": real(0.0, -1.0), "filename": OBJ},

@@ -240,12 +240,17 @@ def test_every_public_name_has_a_row():
 def _fuzz_call(e, rng):
     """One random call: each argument spoiled with probability 1/4 (by a kind that is not a known
     gap), the rows emptied with probability 1/20. Returns (outcome, failure message or None),
-    outcome "error" (a named error was raised) or "result"."""
+    outcome "error" (a named error was raised) or "result".
+
+    At most one argument gets a wrong dtype and at most one a wrong shape: two arguments spoiled
+    alike can make a valid call (loc and log_scale both float32, a and b both (3, 1))."""
     kw = e.make(rng)
     spoiled = {}
     for name, arg in e.args.items():
         if rng.random() < 0.25:
-            options = [m for j, m in enumerate(spoil(arg, kw[name])) if not gap(e, name, f"{m[0]}{j}")]
+            taken = {kind for kind, _ in spoiled.values()} & {"dtype", "shape"}
+            options = [m for j, m in enumerate(spoil(arg, kw[name]))
+                       if not gap(e, name, f"{m[0]}{j}") and m[0] not in taken]
             if options:
                 kind, kw[name], errors = options[rng.integers(len(options))]
                 spoiled[e.args[name].label or name] = (kind, errors)

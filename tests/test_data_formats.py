@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from scratchvae.cli import main
-from scratchvae.data import (carve, load_dataset, read_csv, read_idx_images, read_image,
-                             read_image_folder, read_npy, read_source, subset)
+from scratchvae.data import (carve, image_shape, load_dataset, read_csv, read_idx_images,
+                             read_image, read_image_folder, read_npy, read_source, subset)
 
 pytestmark = pytest.mark.slow   # input checks and files, not maths: the maths lane is pytest -m "not slow"
 
@@ -293,6 +293,55 @@ def test_every_format_trains_from_the_cli_with_no_extra_flags(tmp_path, capsys):
         assert code == 0, (name, err)
         assert f"{path}, train split, 36 images" in out and "; 4 validation" in out, (name, out)
         assert (tmp_path / "runs" / name / "best.npz").is_file()
+
+
+def test_image_shape_is_read_from_what_each_format_stores(tmp_path):
+    stored = {"x.npy": (6, 6), "one.npz": None, "keras.npz": (6, 6), "ints.csv": None,
+              "floats.csv": None, "png": (6, 6), "jpg": (6, 6), "scans.bin": (6, 6)}
+    paths = _write_every_format(tmp_path)
+    assert {name: image_shape(path) for name, path in paths.items()} == stored
+    np.save(tmp_path / "wide.npy", np.zeros((3, 4, 7), np.uint8))
+    assert image_shape(tmp_path / "wide.npy") == (4, 7), "(height, width), not swapped"
+    assert image_shape("embedded") == (28, 28)
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        image_shape(tmp_path / "nowhere")
+
+
+@pytest.mark.slow
+def test_images_that_are_not_28_by_28_are_drawn_in_their_own_shape(tmp_path, capsys):
+    x = np.random.default_rng(0).integers(0, 2, (60, 4, 7), dtype=np.uint8)  # 4 high, 7 wide
+    np.save(tmp_path / "wide.npy", x)
+    assert main(["train", "--data", str(tmp_path / "wide.npy"), "--out", str(tmp_path / "run"),
+                 "--epochs", "1"]) == 0
+    assert '"image_shape": [\n  4,\n  7\n ]' in (tmp_path / "run" / "run.json").read_text()
+    out = tmp_path / "s.png"
+    assert main(["sample", "--checkpoint", str(tmp_path / "run"), "--out", str(out), "--n", "6",
+                 "--ncols", "3", "--reconstruct", "3", "--split", "valid"]) == 0
+    grid = np.asarray(Image.open(out).convert("L"))
+    recon = np.asarray(Image.open(tmp_path / "s_reconstructions.png").convert("L"))
+    assert grid.shape[1] > grid.shape[0] and recon.shape[1] > 2 * recon.shape[0], \
+        "3 cells of 4 x 7 per row are wider than high"
+    (tmp_path / "run" / "run.json").unlink()                # no record: 28 is not a square
+    capsys.readouterr()
+    assert main(["sample", "--checkpoint", str(tmp_path / "run"), "--out", str(out)]) == 2
+    assert "pass --image-shape H W" in capsys.readouterr().err
+    assert main(["sample", "--checkpoint", str(tmp_path / "run"), "--out", str(out),
+                 "--image-shape", "5", "7"]) == 2
+    assert "H * W must be its x-dim 28, got 35" in capsys.readouterr().err
+    assert main(["sample", "--checkpoint", str(tmp_path / "run"), "--out", str(out),
+                 "--image-shape", "7", "4"]) == 0, "an explicit shape needs no record"
+
+
+@pytest.mark.slow
+def test_a_run_folder_as_checkpoint_finds_its_data_in_run_json(tmp_path, capsys):
+    np.save(tmp_path / "x.npy", images())
+    assert main(["train", "--data", str(tmp_path / "x.npy"), "--out", str(tmp_path / "run"),
+                 "--epochs", "1"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "run"), "--split", "valid",
+                 "--k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert f"{tmp_path / 'x.npy'}, valid split, 4 images" in out, out
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -135,11 +136,39 @@ def _source(data) -> str:
 
 
 def read_run(checkpoint) -> dict:
-    path = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), RUN_FILE)
+    """run.json of the run a checkpoint (or a run folder) belongs to; {} when there is none."""
+    folder = os.path.abspath(checkpoint)
+    path = os.path.join(folder if os.path.isdir(folder) else os.path.dirname(folder), RUN_FILE)
     if not os.path.exists(path):
         return {}
     with open(path) as f:
         return json.load(f)
+
+
+def stored_image_shape(data, width: int):
+    """[H, W] of the images of ``data`` (for run.json) when H * W == ``width``, else None."""
+    from ..data import image_shape
+    shape = image_shape(data)
+    return list(shape) if shape is not None and shape[0] * shape[1] == width else None
+
+
+def drawing_shape(given, run: dict, width: int) -> tuple[int, int]:
+    """(H, W) to draw images of ``width`` pixels: ``--image-shape``, else run.json's
+    ``image_shape``, else a square; ValueError naming --image-shape when none fits."""
+    for shape, where in ((given, "--image-shape"), (run.get("image_shape"), "run.json")):
+        if shape is None:
+            continue
+        h, w = (int(n) for n in shape)
+        if h < 1 or w < 1 or h * w != width:
+            raise ValueError(f"{where} {h} {w} does not fit the model: H * W must be its x-dim "
+                             f"{width}, got {h * w}")
+        return h, w
+    side = math.isqrt(width)
+    if side * side != width:
+        raise ValueError(f"cannot tell how to draw images of {width} pixels: run.json beside the "
+                         f"checkpoint records no image shape (the data were stored as flat rows) "
+                         f"and {width} is not a square; pass --image-shape H W")
+    return side, side
 
 
 def load_splits(opts, dtype, need, likelihood):

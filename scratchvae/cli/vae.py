@@ -32,9 +32,9 @@ from .runs import (  # run folders: --out, --resume, Ctrl-C
     report_interrupt)
 from .support import (  # the shared argument groups and helpers
     ACTIVATIONS, BITS_SCALES, ESTIMATORS, HF, OPTIMIZERS, POSTERIORS, RUN_FILE, SPLIT_INDEX,
-    bits_scale, data_group, data_options, describe_data, evaluate_model, is_binary, list_files,
-    load_for_model, load_splits, model_str, parse_hidden, parse_obs_scale, prepare, Progress,
-    set_threads, subset_rows, threads_option, write_json)
+    bits_scale, data_group, data_options, describe_data, drawing_shape, evaluate_model, is_binary,
+    list_files, load_for_model, load_splits, model_str, parse_hidden, parse_obs_scale, prepare,
+    Progress, read_run, set_threads, stored_image_shape, subset_rows, threads_option, write_json)
 
 
 def register(subparsers) -> None:
@@ -132,6 +132,9 @@ def register(subparsers) -> None:
     p.add_argument("--steps", type=int, default=10, help="images per interpolation")
     p.add_argument("--grid", type=int, default=0, metavar="N",
                    help="also decode an N x N grid of latent quantiles (z-dim 2 only)")
+    p.add_argument("--image-shape", type=int, nargs=2, default=None, metavar=("H", "W"),
+                   help="height and width of an image (H * W = the model's x-dim); default: as "
+                        "in run.json beside the checkpoint, else square")
     threads_option(p)
     p.add_argument("--split", default="test", choices=tuple(SPLIT_INDEX), help="data split used")
     data_group(p, train=False)
@@ -176,7 +179,8 @@ def run_train(args) -> int:
               "add 8 for the 256-level scale")
     print(f"model: {model_str(vae.config)}, {sum(p.size for p in vae.params.values())} "
           f"parameters")
-    record = {**opts, "binarize": mode, "argv": sys.argv[1:]}
+    record = {**opts, "binarize": mode, "image_shape": stored_image_shape(opts["data"], vae.x_dim),
+              "argv": sys.argv[1:]}
     history = _train_or_explain(train, vae, x_train, x_valid, config, args, record)
     if history is None:                        # Ctrl-C: what was saved has been printed
         return 130
@@ -277,12 +281,13 @@ def run_sample(args) -> int:
             raise ValueError(f"--{name} must be >= {low}, got {getattr(args, name)}")
     args.out = png_path(args.out)
     vae, meta = load_model(args.checkpoint)
+    shape = drawing_shape(args.image_shape, read_run(args.checkpoint), vae.x_dim)
     if args.grid and vae.z_dim != 2:
         raise ValueError(f"--grid needs a model with z-dim 2, this one has {vae.z_dim}")
     rng = np.random.default_rng(args.seed)
     stem, kind = os.path.splitext(args.out)[0], "E[x|z]" if args.pixels == "mean" else "x ~ p(x|z)"
     images = generate.sample_prior(vae, args.n, rng=rng, mean=args.pixels == "mean")
-    written = [fig.image_grid(images, ncols=args.ncols, path=args.out,
+    written = [fig.image_grid(images, ncols=args.ncols, shape=shape, path=args.out,
                               title=f"{args.n} prior samples z ~ N(0, I), shown as {kind}",
                               caption=f"{args.checkpoint}, epoch {meta['epoch']}, "
                                       f"seed {args.seed}")]
@@ -295,19 +300,19 @@ def run_sample(args) -> int:
         if args.reconstruct:
             xs = x[:args.reconstruct]
             written.append(fig.reconstructions(
-                xs, generate.reconstruct(vae, xs), path=f"{stem}_reconstructions.png",
+                xs, generate.reconstruct(vae, xs), shape=shape, path=f"{stem}_reconstructions.png",
                 title=f"first {args.reconstruct} {args.split} images and E[x|z = E_q[z|x]]",
                 caption=where))
         if args.interpolate:
             rows = [generate.interpolate(vae, x[2 * i], x[2 * i + 1], args.steps)
                     for i in range(args.interpolate)]
             written.append(fig.interpolations(
-                rows, labels=[f"{2 * i} -> {2 * i + 1}" for i in range(args.interpolate)],
+                rows, labels=[f"{2 * i} -> {2 * i + 1}" for i in range(args.interpolate)], shape=shape,
                 path=f"{stem}_interpolations.png", caption=where,
                 title=f"decoded latent interpolations between {args.split} images a -> b"))
     if args.grid:
         images, z = generate.latent_grid(vae, args.grid)
-        written.append(fig.manifold(images, z, args.grid, path=f"{stem}_manifold.png",
+        written.append(fig.manifold(images, z, args.grid, shape=shape, path=f"{stem}_manifold.png",
                                     title=f"decoded {args.grid} x {args.grid} grid of N(0,1) "
                                           f"quantiles 0.05..0.95"))
     print("files: " + ", ".join(written))

@@ -42,7 +42,7 @@ from .formats import (  # noqa: F401  (re-exported)
 from .images import (  # noqa: F401  (re-exported)
     read_csv, read_csv_table, read_idx_images, read_image, read_image_folder, read_npy)
 from .sources import (  # noqa: F401  (re-exported)
-    carve, grey_levels, load_dataset, load_embedded_digits, read_source, subset)
+    carve, grey_levels, image_shape, load_dataset, load_embedded_digits, read_source, subset)
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 

@@ -29,8 +29,9 @@ import numpy as np
 from ..validate import check_in_range, check_int, check_path, check_rng
 from .digits import render_digits
 from .formats import (AMAT_FILES, SPLITS, Dataset, Splits, check_float_dtype,
-                      load_amat_splits, read_npz, to_float_pixels)
-from .images import IMAGE_SUFFIXES, read_csv, read_idx_images, read_image_folder, read_npy
+                      load_amat_splits, load_idx, read_npz, to_float_pixels)
+from .images import (IMAGE_SUFFIXES, read_csv, read_idx_images, read_image, read_image_folder,
+                     read_npy)
 
 NAMES = {k: k for k in ("n_train", "n_valid", "n_test", "valid_fraction", "seed")}
 _WORDS = {"train": "training", "valid": "validation", "test": "test"}
@@ -114,22 +115,39 @@ def _is_idx(path: Path) -> bool:
         and 1 <= head[3] <= 4
 
 
-def _folder_splits(path: Path) -> dict:
-    if all((path / f).is_file() for f in AMAT_FILES.values()):
-        return dict(zip(SPLITS, load_amat_splits(path)))
-    idx = sorted(f for f in path.iterdir() if f.is_file() and re.search(r"idx3[-.]ubyte", f.name))
-    if len(idx) > 1:
-        idx = [f for f in idx if "train" in f.name] or idx
-    if len(idx) > 1:
-        raise ValueError(f"{path} holds several IDX image files "
-                         f"({', '.join(f.name for f in idx)}); give the one to train on as the "
-                         f"data path")
-    if idx:
-        return _idx_splits(idx[0])
-    if any(f.suffix.lower() in IMAGE_SUFFIXES for f in path.iterdir()):
-        return {"train": read_image_folder(path)}
-    raise FileNotFoundError(f"{path} holds neither the files {sorted(AMAT_FILES.values())}, nor an "
-                            f"IDX image file (*-idx3-ubyte[.gz]), nor .png/.jpg/.jpeg images")
+def _what(path: Path) -> tuple[str, Path]:
+    """(kind, file) of a source path: what :func:`read_source` reads and :func:`image_shape`
+    peeks at. Kinds: "amat" (the three splits of binarized MNIST), "idx" (an IDX image file),
+    "images" (a folder of PNG/JPEG files), "npz", "npy", "csv"."""
+    if not path.exists():
+        raise FileNotFoundError(f"no such file or directory: {path} (or use 'embedded')")
+    name = path.name.lower()
+    if path.is_dir():
+        if all((path / f).is_file() for f in AMAT_FILES.values()):
+            return "amat", path / AMAT_FILES["train"]
+        idx = sorted(f for f in path.iterdir() if f.is_file() and re.search(r"idx3[-.]ubyte", f.name))
+        if len(idx) > 1:
+            idx = [f for f in idx if "train" in f.name] or idx
+        if len(idx) > 1:
+            raise ValueError(f"{path} holds several IDX image files "
+                             f"({', '.join(f.name for f in idx)}); give the one to train on as the "
+                             f"data path")
+        if idx:
+            return "idx", idx[0]
+        if any(f.suffix.lower() in IMAGE_SUFFIXES for f in path.iterdir()):
+            return "images", path
+        raise FileNotFoundError(f"{path} holds neither the files {sorted(AMAT_FILES.values())}, "
+                                f"nor an IDX image file (*-idx3-ubyte[.gz]), nor .png/.jpg/.jpeg "
+                                f"images")
+    for suffix in ("npz", "amat", "npy", "csv"):
+        if name.endswith("." + suffix):
+            return suffix, path
+    if name.endswith(IMAGE_SUFFIXES):
+        raise ValueError(f"{path} is a single image; give the folder that holds the images")
+    if _IDX_NAME.search(name) or _is_idx(path):
+        return "idx", path
+    raise ValueError(f"cannot tell the format of {path}: expected 'embedded', a .npz, .npy, .csv "
+                     f"or .amat file, an IDX file, or a folder of such files or of PNG/JPEG images")
 
 
 def read_source(path) -> dict:
@@ -140,26 +158,47 @@ def read_source(path) -> dict:
     ``.npz``, ``.amat`` (with its sibling splits), ``.npy``, ``.csv``, ``*idx?-ubyte[.gz]``;
     any other name is read as IDX if its first bytes are an IDX header.
     """
-    path = Path(check_path("path", path))
-    if not path.exists():
-        raise FileNotFoundError(f"no such file or directory: {path} (or use 'embedded')")
-    name = path.name.lower()
-    if path.is_dir():
-        return _folder_splits(path)
-    if name.endswith(".npz"):
-        return read_npz(path)
-    if name.endswith(".amat"):
-        return dict(zip(SPLITS, load_amat_splits(path)))
-    if name.endswith(".npy"):
-        return {"train": read_npy(path)}
-    if name.endswith(".csv"):
-        return {"train": read_csv(path)}
-    if name.endswith(IMAGE_SUFFIXES):
-        raise ValueError(f"{path} is a single image; give the folder that holds the images")
-    if _IDX_NAME.search(name) or _is_idx(path):
-        return _idx_splits(path)
-    raise ValueError(f"cannot tell the format of {path}: expected 'embedded', a .npz, .npy, .csv "
-                     f"or .amat file, an IDX file, or a folder of such files or of PNG/JPEG images")
+    kind, file = _what(Path(check_path("path", path)))
+    if kind == "amat":
+        return dict(zip(SPLITS, load_amat_splits(file)))
+    if kind == "idx":
+        return _idx_splits(file)
+    if kind == "images":
+        return {"train": read_image_folder(file)}
+    if kind == "npz":
+        return read_npz(file)
+    return {"train": read_npy(file) if kind == "npy" else read_csv(file)}
+
+
+def image_shape(source) -> tuple[int, int] | None:
+    """(height, width) of the images of ``source`` (``"embedded"`` or a path), for drawing them.
+
+    The loaders return images as flat rows (N, H*W); this says how to fold a row back. It reads
+    what the source stores: 28 x 28 for the embedded digits and the .amat files, the array shape
+    of a .npy/.npz (its training array; memory-mapped, for .npy) or IDX file, the first image of
+    a folder. None when the images are stored flat, (N, D): CSV files and 2-D arrays.
+    Raises what :func:`read_source` raises for a missing or unreadable source.
+    """
+    if isinstance(source, str) and source == "embedded":
+        return (28, 28)
+    kind, file = _what(Path(check_path("source", source)))
+    if kind == "amat":
+        return (28, 28)
+    if kind == "images":
+        first = min(f for f in file.iterdir() if f.is_file() and not f.name.startswith(".")
+                    and f.suffix.lower() in IMAGE_SUFFIXES)
+        return tuple(read_image(first).shape)
+    if kind == "npy":
+        shape = np.load(file, mmap_mode="r", allow_pickle=False).shape
+    elif kind == "npz":
+        with np.load(file, allow_pickle=False) as f:
+            key = next((k for k in ("train", "x_train") if k in f.files), f.files[0])
+            shape = f[key].shape
+    elif kind == "idx":
+        shape = load_idx(file).shape
+    else:
+        return None
+    return (int(shape[1]), int(shape[2])) if len(shape) == 3 else None
 
 
 # ----------------------------------------------------------------------------- splits

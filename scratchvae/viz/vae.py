@@ -1,9 +1,10 @@
 """Figures for a trained VAE: learning curves, image grids, the 2-D latent space.
 
 matplotlib is imported only inside the functions, through :func:`scratchvae.viz.pyplot` (Agg
-backend). Images arrive as flattened rows (N, side*side) in row-major order, the layout of
-:mod:`scratchvae.data`; they are reshaped to (side, side) with row 0 at the top (``imshow``'s
-default), so digits stand upright. Pixel values are probabilities of ink in [0, 1], drawn with
+backend). Images arrive as flattened rows (N, H*W) in row-major order, the layout of
+:mod:`scratchvae.data`; they are reshaped to ``shape`` = (H, W) (default 28 x 28; see
+:func:`scratchvae.data.image_shape`) with row 0 at the top (``imshow``'s default), so digits
+stand upright. Pixel values are probabilities of ink in [0, 1], drawn with
 ``gray_r``: 0 = white paper, 1 = black ink.
 
 Every function takes ``title`` and ``caption`` (the key numbers go there) and ``path``; it
@@ -30,32 +31,45 @@ def _finish(fig, title, caption, path):
     return save(fig, path) if path is not None else fig
 
 
-def tile(images, nrows: int, ncols: int, side: int = 28) -> np.ndarray:
-    """Arrange ``images`` (N, side*side), N <= nrows*ncols, row-major into one 2-D array
-    (nrows*side, ncols*side); empty cells are NaN (drawn blank)."""
-    images = np.asarray(images, dtype=np.float64).reshape(-1, side, side)
+def tile(images, nrows: int, ncols: int, shape=(28, 28)) -> np.ndarray:
+    """Arrange ``images`` (N, H*W), N <= nrows*ncols, row-major into one 2-D array
+    (nrows*H, ncols*W), (H, W) = ``shape``; empty cells are NaN (drawn blank).
+
+    Raises ValueError when a row does not hold H*W pixels or the images do not fit the grid."""
+    images = np.asarray(images, dtype=np.float64)
+    h, w = (int(n) for n in shape)
+    if images.ndim != 2 or images.shape[1] != h * w:
+        raise ValueError(f"images must have shape (N, {h * w}) to be drawn as {h} x {w} pictures "
+                         f"(shape = (height, width)), got {images.shape}")
+    images = images.reshape(-1, h, w)
     if len(images) > nrows * ncols:
         raise ValueError(f"{len(images)} images do not fit a {nrows} x {ncols} grid")
-    out = np.full((nrows * side, ncols * side), np.nan)
+    out = np.full((nrows * h, ncols * w), np.nan)
     for k, img in enumerate(images):
         r, c = divmod(k, ncols)
-        out[r * side:(r + 1) * side, c * side:(c + 1) * side] = img
+        out[r * h:(r + 1) * h, c * w:(c + 1) * w] = img
     return out
 
 
-def _show(ax, canvas, side: int = 28):
+def _show(ax, canvas, shape=(28, 28)):
     """Draw a tiled canvas with thin lines between the cells (vector lines, so all equally thin)."""
-    cmap = pyplot().get_cmap("gray_r").copy()
-    cmap.set_bad("white")
+    cmap = pyplot().get_cmap("gray_r").with_extremes(bad="white")      # NaN cells: blank
     ax.imshow(canvas, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
-    for r in range(side, canvas.shape[0], side):
+    for r in range(shape[0], canvas.shape[0], shape[0]):
         ax.axhline(r - 0.5, color="#8aa", lw=0.6)
-    for c in range(side, canvas.shape[1], side):
+    for c in range(shape[1], canvas.shape[1], shape[1]):
         ax.axvline(c - 0.5, color="#8aa", lw=0.6)
 
 
-def _centres(n, side=28):
-    return [(k + 0.5) * side - 0.5 for k in n]
+def _centres(n, size=28):
+    """Pixel coordinates of the centres of cells ``n`` of ``size`` pixels."""
+    return [(k + 0.5) * size - 0.5 for k in n]
+
+
+def _cell_size(shape, inches: float = 0.55):
+    """Figure inches (height, width) of a grid cell whose longer edge is ``inches`` long."""
+    h, w = shape
+    return inches * h / max(h, w), inches * w / max(h, w)
 
 
 def learning_curves(history, *, title: str = "", caption: str = "", path=None):
@@ -90,19 +104,20 @@ def learning_curves(history, *, title: str = "", caption: str = "", path=None):
     return _finish(fig, title, caption, path)
 
 
-def image_grid(images, *, ncols: int = 10, side: int = 28, title: str = "", caption: str = "",
+def image_grid(images, *, ncols: int = 10, shape=(28, 28), title: str = "", caption: str = "",
                path=None):
-    """Images (N, side*side) in [0, 1] on a grid of ``ncols`` columns, as one picture."""
+    """Images (N, H*W) in [0, 1], (H, W) = ``shape``, on a grid of ``ncols`` columns."""
     plt = pyplot()
     nrows = -(-len(images) // ncols)
-    fig, ax = plt.subplots(figsize=(0.55 * ncols + 0.4, 0.55 * nrows + 0.6))
-    _show(ax, tile(images, nrows, ncols, side), side)
+    ch, cw = _cell_size(shape)
+    fig, ax = plt.subplots(figsize=(cw * ncols + 0.4, ch * nrows + 0.6))
+    _show(ax, tile(images, nrows, ncols, shape), shape)
     ax.set_xticks([])
     ax.set_yticks([])
     return _finish(fig, title, caption, path)
 
 
-def reconstructions(inputs, recons, *, ncols: int = 10, side: int = 28, title: str = "",
+def reconstructions(inputs, recons, *, ncols: int = 10, shape=(28, 28), title: str = "",
                     caption: str = "", path=None):
     """Each input above its reconstruction: blocks of two rows (input, reconstruction)."""
     plt = pyplot()
@@ -115,15 +130,16 @@ def reconstructions(inputs, recons, *, ncols: int = 10, side: int = 28, title: s
     for b in range(blocks):
         chunk = slice(b * ncols, (b + 1) * ncols)
         for part in (inputs[chunk], recons[chunk]):
-            row = np.full((ncols, side * side), np.nan)
+            row = np.full((ncols, shape[0] * shape[1]), np.nan)
             row[:len(part)] = part
             rows.append(row)
-    fig, ax = plt.subplots(figsize=(0.6 * ncols + 1.2, 0.6 * 2 * blocks + 0.8))
-    _show(ax, tile(np.concatenate(rows), 2 * blocks, ncols, side), side)
-    ax.set_yticks(_centres(range(2 * blocks), side))
+    ch, cw = _cell_size(shape, 0.6)
+    fig, ax = plt.subplots(figsize=(cw * ncols + 1.2, ch * 2 * blocks + 0.8))
+    _show(ax, tile(np.concatenate(rows), 2 * blocks, ncols, shape), shape)
+    ax.set_yticks(_centres(range(2 * blocks), shape[0]))
     ax.set_yticklabels(["input", "reconstruction"] * blocks, fontsize=8)
     for b in range(1, blocks):                        # separate the (input, reconstruction) pairs
-        ax.axhline(2 * b * side - 0.5, color="#466", lw=2)
+        ax.axhline(2 * b * shape[0] - 0.5, color="#466", lw=2)
     ax.set_xticks([])
     return _finish(fig, title, caption, path)
 
@@ -154,37 +170,37 @@ def latent_scatter(z, labels, *, box=None, title: str = "", caption: str = "", p
     return _finish(fig, title, caption, path)
 
 
-def manifold(images, z, n: int, *, side: int = 28, title: str = "", caption: str = "",
+def manifold(images, z, n: int, *, shape=(28, 28), title: str = "", caption: str = "",
              path=None):
     """The decoded n x n grid of :func:`scratchvae.generate.latent_grid`, with the z values of
     the cells on the axes (z_1 increases to the right, z_2 upwards)."""
     plt = pyplot()
     z = np.asarray(z).reshape(n, n, 2)
     fig, ax = plt.subplots(figsize=(7.2, 7.2))
-    _show(ax, tile(images, n, n, side), side)
+    _show(ax, tile(images, n, n, shape), shape)
     ticks = list(range(0, n, 2)) if n > 9 else list(range(n))
-    centres = _centres(ticks, side)
-    ax.set_xticks(centres)
+    ax.set_xticks(_centres(ticks, shape[1]))
     ax.set_xticklabels([f"{z[0, k, 0]:.2f}" for k in ticks], fontsize=8)
-    ax.set_yticks(centres)
+    ax.set_yticks(_centres(ticks, shape[0]))
     ax.set_yticklabels([f"{z[k, 0, 1]:.2f}" for k in ticks], fontsize=8)
     ax.set_xlabel("z_1")
     ax.set_ylabel("z_2")
     return _finish(fig, title, caption, path)
 
 
-def interpolations(rows, *, labels=None, side: int = 28, title: str = "", caption: str = "",
+def interpolations(rows, *, labels=None, shape=(28, 28), title: str = "", caption: str = "",
                    path=None):
-    """Each row (n_steps, side*side) decodes z_t = (1 - t) E_q[z|x_a] + t E_q[z|x_b] for t
+    """Each row (n_steps, H*W), (H, W) = ``shape``, decodes z_t = (1 - t) E_q[z|x_a] + t E_q[z|x_b] for t
     from 0 to 1; ``labels`` names the rows (e.g. "3 -> 4")."""
     rows = [np.asarray(r) for r in rows]
     n_steps = rows[0].shape[0]
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(0.6 * n_steps + 1.2, 0.6 * len(rows) + 1.1))
-    _show(ax, tile(np.concatenate(rows), len(rows), n_steps, side), side)
-    ax.set_xticks(_centres((0, n_steps - 1), side))
+    ch, cw = _cell_size(shape, 0.6)
+    fig, ax = plt.subplots(figsize=(cw * n_steps + 1.2, ch * len(rows) + 1.1))
+    _show(ax, tile(np.concatenate(rows), len(rows), n_steps, shape), shape)
+    ax.set_xticks(_centres((0, n_steps - 1), shape[1]))
     ax.set_xticklabels(["t = 0 (x_a)", "t = 1 (x_b)"], fontsize=8)
-    ax.set_yticks(_centres(range(len(rows)), side))
+    ax.set_yticks(_centres(range(len(rows)), shape[0]))
     ax.set_yticklabels(labels if labels is not None else [""] * len(rows), fontsize=8)
     title = (title + "\n" if title else "") + "z_t = (1 - t) E_q[z|x_a] + t E_q[z|x_b]"
     return _finish(fig, title, caption, path)
