@@ -305,10 +305,32 @@ def test_image_shape_is_read_from_what_each_format_stores(tmp_path):
     assert image_shape("embedded") == (28, 28)
     with pytest.raises(FileNotFoundError, match="nowhere"):
         image_shape(tmp_path / "nowhere")
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "keras.npz").read_bytes()[:100])
+    np.savez(tmp_path / "ab.npz", a=images(), b=images())
+    for name in ("cut.npz", "ab.npz"):
+        with pytest.raises(ValueError, match=f"{name}: cannot read the shape"):
+            image_shape(tmp_path / name)
+
+
+def test_tile_takes_flat_rows_or_images_and_refuses_other_sizes():
+    from scratchvae.viz.vae import tile
+    x = np.arange(2 * 4 * 7, dtype=float).reshape(2, 4, 7)
+    canvas = tile(x.reshape(2, 28), 1, 3, (4, 7))
+    np.testing.assert_array_equal(canvas[:, 7:14], x[1])
+    np.testing.assert_array_equal(tile(x, 1, 3, (4, 7)), canvas, err_msg="(N, H, W) input")
+    assert np.isnan(canvas[:, 14:]).all(), "the empty cell is blank"
+    with pytest.raises(ValueError, match=r"shape \(N, 35\) to be drawn as 5 x 7"):
+        tile(x.reshape(2, 28), 1, 3, (5, 7))
+    with pytest.raises(ValueError, match="both >= 1"):
+        tile(x.reshape(2, 28), 1, 3, (-4, -7))
 
 
 @pytest.mark.slow
-def test_images_that_are_not_28_by_28_are_drawn_in_their_own_shape(tmp_path, capsys):
+def test_images_that_are_not_28_by_28_are_drawn_in_their_own_shape(tmp_path, capsys, monkeypatch):
+    import scratchvae.viz.vae as figures
+    drawn, tile = [], figures.tile
+    monkeypatch.setattr(figures, "tile", lambda images, nrows, ncols, shape:
+                        drawn.append(tuple(shape)) or tile(images, nrows, ncols, shape))
     x = np.random.default_rng(0).integers(0, 2, (60, 4, 7), dtype=np.uint8)  # 4 high, 7 wide
     np.save(tmp_path / "wide.npy", x)
     assert main(["train", "--data", str(tmp_path / "wide.npy"), "--out", str(tmp_path / "run"),
@@ -316,18 +338,24 @@ def test_images_that_are_not_28_by_28_are_drawn_in_their_own_shape(tmp_path, cap
     assert '"image_shape": [\n  4,\n  7\n ]' in (tmp_path / "run" / "run.json").read_text()
     out = tmp_path / "s.png"
     assert main(["sample", "--checkpoint", str(tmp_path / "run"), "--out", str(out), "--n", "6",
-                 "--ncols", "3", "--reconstruct", "3", "--split", "valid"]) == 0
-    grid = np.asarray(Image.open(out).convert("L"))
-    recon = np.asarray(Image.open(tmp_path / "s_reconstructions.png").convert("L"))
-    assert grid.shape[1] > grid.shape[0] and recon.shape[1] > 2 * recon.shape[0], \
-        "3 cells of 4 x 7 per row are wider than high"
+                 "--ncols", "3", "--reconstruct", "3", "--interpolate", "1", "--split",
+                 "valid"]) == 0
+    assert drawn == [(4, 7)] * 3, "samples, reconstructions, interpolations"
+    assert Image.open(tmp_path / "s_reconstructions.png").size > (0, 0)
+    np.save(tmp_path / "tall.npy", x.transpose(0, 2, 1))                     # 7 high, 4 wide
+    assert main(["sample", "--checkpoint", str(tmp_path / "run"), "--out", str(out), "--n", "6",
+                 "--data", str(tmp_path / "tall.npy")]) == 0
+    assert drawn[-1] == (7, 4), "--data names other data: their own shape"
     (tmp_path / "run" / "run.json").unlink()                # no record: 28 is not a square
     capsys.readouterr()
     assert main(["sample", "--checkpoint", str(tmp_path / "run"), "--out", str(out)]) == 2
-    assert "pass --image-shape H W" in capsys.readouterr().err
+    assert "there is no run.json beside the checkpoint" in capsys.readouterr().err
     assert main(["sample", "--checkpoint", str(tmp_path / "run"), "--out", str(out),
                  "--image-shape", "5", "7"]) == 2
     assert "H * W must be its x-dim 28, got 35" in capsys.readouterr().err
+    assert main(["sample", "--checkpoint", str(tmp_path / "run"), "--out", str(out),
+                 "--image-shape", "-4", "-7"]) == 2
+    assert "--image-shape must be two whole numbers H W >= 1, got [-4, -7]" in capsys.readouterr().err
     assert main(["sample", "--checkpoint", str(tmp_path / "run"), "--out", str(out),
                  "--image-shape", "7", "4"]) == 0, "an explicit shape needs no record"
 

@@ -155,19 +155,25 @@ def stored_image_shape(data, width: int):
 def drawing_shape(given, run: dict, width: int) -> tuple[int, int]:
     """(H, W) to draw images of ``width`` pixels: ``--image-shape``, else run.json's
     ``image_shape``, else a square; ValueError naming --image-shape when none fits."""
-    for shape, where in ((given, "--image-shape"), (run.get("image_shape"), "run.json")):
+    for shape, where in ((given, "--image-shape"),
+                         (run.get("image_shape"), "run.json's image_shape")):
         if shape is None:
             continue
-        h, w = (int(n) for n in shape)
-        if h < 1 or w < 1 or h * w != width:
+        if len(shape) != 2 or any(isinstance(n, bool) or not isinstance(n, int) or n < 1
+                                  for n in shape):
+            raise ValueError(f"{where} must be two whole numbers H W >= 1, got {shape}")
+        h, w = shape
+        if h * w != width:
             raise ValueError(f"{where} {h} {w} does not fit the model: H * W must be its x-dim "
                              f"{width}, got {h * w}")
         return h, w
     side = math.isqrt(width)
     if side * side != width:
-        raise ValueError(f"cannot tell how to draw images of {width} pixels: run.json beside the "
-                         f"checkpoint records no image shape (the data were stored as flat rows) "
-                         f"and {width} is not a square; pass --image-shape H W")
+        why = ("there is no run.json beside the checkpoint" if not run else
+               "run.json beside the checkpoint records no image shape (an earlier version wrote "
+               "it)" if "image_shape" not in run else "the data store their images as flat rows")
+        raise ValueError(f"cannot tell how to draw images of {width} pixels: {why}, and {width} "
+                         f"is not a square number; pass --image-shape H W")
     return side, side
 
 

@@ -281,7 +281,11 @@ def run_sample(args) -> int:
             raise ValueError(f"--{name} must be >= {low}, got {getattr(args, name)}")
     args.out = png_path(args.out)
     vae, meta = load_model(args.checkpoint)
-    shape = drawing_shape(args.image_shape, read_run(args.checkpoint), vae.x_dim)
+    run = read_run(args.checkpoint)
+    data = data_options(args, run)["data"]
+    if args.data is not None and data != run.get("data"):      # other data than the training's
+        run = {**run, "image_shape": stored_image_shape(data, vae.x_dim)}
+    shape = drawing_shape(args.image_shape, run, vae.x_dim)
     if args.grid and vae.z_dim != 2:
         raise ValueError(f"--grid needs a model with z-dim 2, this one has {vae.z_dim}")
     rng = np.random.default_rng(args.seed)
@@ -307,7 +311,8 @@ def run_sample(args) -> int:
             rows = [generate.interpolate(vae, x[2 * i], x[2 * i + 1], args.steps)
                     for i in range(args.interpolate)]
             written.append(fig.interpolations(
-                rows, labels=[f"{2 * i} -> {2 * i + 1}" for i in range(args.interpolate)], shape=shape,
+                rows, labels=[f"{2 * i} -> {2 * i + 1}" for i in range(args.interpolate)],
+                shape=shape,
                 path=f"{stem}_interpolations.png", caption=where,
                 title=f"decoded latent interpolations between {args.split} images a -> b"))
     if args.grid:

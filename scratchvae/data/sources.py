@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import gzip
 import re
+import struct
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +31,7 @@ import numpy as np
 from ..validate import check_in_range, check_int, check_path, check_rng
 from .digits import render_digits
 from .formats import (AMAT_FILES, SPLITS, Dataset, Splits, check_float_dtype,
-                      load_amat_splits, load_idx, read_npz, to_float_pixels)
+                      load_amat_splits, read_npz, to_float_pixels)
 from .images import (IMAGE_SUFFIXES, read_csv, read_idx_images, read_image, read_image_folder,
                      read_npy)
 
@@ -125,7 +127,8 @@ def _what(path: Path) -> tuple[str, Path]:
     if path.is_dir():
         if all((path / f).is_file() for f in AMAT_FILES.values()):
             return "amat", path / AMAT_FILES["train"]
-        idx = sorted(f for f in path.iterdir() if f.is_file() and re.search(r"idx3[-.]ubyte", f.name))
+        idx = sorted(f for f in path.iterdir()
+                     if f.is_file() and re.search(r"idx3[-.]ubyte", f.name))
         if len(idx) > 1:
             idx = [f for f in idx if "train" in f.name] or idx
         if len(idx) > 1:
@@ -134,7 +137,8 @@ def _what(path: Path) -> tuple[str, Path]:
                              f"data path")
         if idx:
             return "idx", idx[0]
-        if any(f.suffix.lower() in IMAGE_SUFFIXES for f in path.iterdir()):
+        if any(f.is_file() and not f.name.startswith(".") and f.suffix.lower() in IMAGE_SUFFIXES
+               for f in path.iterdir()):
             return "images", path
         raise FileNotFoundError(f"{path} holds neither the files {sorted(AMAT_FILES.values())}, "
                                 f"nor an IDX image file (*-idx3-ubyte[.gz]), nor .png/.jpg/.jpeg "
@@ -174,31 +178,66 @@ def image_shape(source) -> tuple[int, int] | None:
     """(height, width) of the images of ``source`` (``"embedded"`` or a path), for drawing them.
 
     The loaders return images as flat rows (N, H*W); this says how to fold a row back. It reads
-    what the source stores: 28 x 28 for the embedded digits and the .amat files, the array shape
-    of a .npy/.npz (its training array; memory-mapped, for .npy) or IDX file, the first image of
-    a folder. None when the images are stored flat, (N, D): CSV files and 2-D arrays.
-    Raises what :func:`read_source` raises for a missing or unreadable source.
+    only what the source stores about its shape: 28 x 28 for the embedded digits and the .amat
+    files; the array header of a .npy, or of the training array of a .npz (``train``, else
+    ``x_train``, else its single array); the header of an IDX file; the first image of a folder.
+
+    Returns None when the images are stored flat, (N, D): CSV files and 2-D arrays. The arrays
+    themselves are not read or checked (:func:`read_source` does that).
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file or folder, or a folder without data files.
+    ValueError
+        A source :func:`read_source` cannot tell the format of, or a file whose header cannot
+        be read (the message names the file).
     """
     if isinstance(source, str) and source == "embedded":
         return (28, 28)
     kind, file = _what(Path(check_path("source", source)))
-    if kind == "amat":
-        return (28, 28)
+    if kind in ("amat", "csv"):
+        return (28, 28) if kind == "amat" else None
     if kind == "images":
         first = min(f for f in file.iterdir() if f.is_file() and not f.name.startswith(".")
                     and f.suffix.lower() in IMAGE_SUFFIXES)
         return tuple(read_image(first).shape)
-    if kind == "npy":
-        shape = np.load(file, mmap_mode="r", allow_pickle=False).shape
-    elif kind == "npz":
-        with np.load(file, allow_pickle=False) as f:
-            key = next((k for k in ("train", "x_train") if k in f.files), f.files[0])
-            shape = f[key].shape
-    elif kind == "idx":
-        shape = load_idx(file).shape
-    else:
-        return None
+    try:
+        shape = _stored_shape(kind, file)
+    except (OSError, EOFError, ValueError, KeyError, IndexError, struct.error,
+            zipfile.BadZipFile) as exc:
+        raise ValueError(f"{file}: cannot read the shape of its images ({exc})") from None
     return (int(shape[1]), int(shape[2])) if len(shape) == 3 else None
+
+
+def _stored_shape(kind: str, file: Path) -> tuple:
+    """The array shape a .npy, .npz (its training array) or IDX file declares in its header."""
+    if kind == "idx":
+        with (gzip.open(file) if _is_gzip(file) else open(file, "rb")) as f:
+            ndim = f.read(4)[3]
+            return struct.unpack(f">{ndim}I", f.read(4 * ndim))
+    if kind == "npy":
+        with open(file, "rb") as f:
+            return _npy_header_shape(f)
+    with zipfile.ZipFile(file) as z:                                          # .npz
+        names = [n[:-4] for n in z.namelist() if n.endswith(".npy")]
+        key = next((k for k in ("train", "x_train") if k in names), None)
+        if key is None and len(names) != 1:
+            raise ValueError(f"no 'train' or 'x_train' array among {sorted(names)}")
+        with z.open((key or names[0]) + ".npy") as f:
+            return _npy_header_shape(f)
+
+
+def _npy_header_shape(f) -> tuple:
+    version = np.lib.format.read_magic(f)
+    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+            else np.lib.format.read_array_header_2_0)
+    return read(f)[0]
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) == b"\x1f\x8b"
 
 
 # ----------------------------------------------------------------------------- splits

@@ -32,12 +32,16 @@ def _finish(fig, title, caption, path):
 
 
 def tile(images, nrows: int, ncols: int, shape=(28, 28)) -> np.ndarray:
-    """Arrange ``images`` (N, H*W), N <= nrows*ncols, row-major into one 2-D array
+    """Arrange ``images`` (N, H*W) or (N, H, W), N <= nrows*ncols, row-major into one 2-D array
     (nrows*H, ncols*W), (H, W) = ``shape``; empty cells are NaN (drawn blank).
 
-    Raises ValueError when a row does not hold H*W pixels or the images do not fit the grid."""
+    Raises ValueError for H or W < 1, images of another size, or more images than cells."""
     images = np.asarray(images, dtype=np.float64)
     h, w = (int(n) for n in shape)
+    if h < 1 or w < 1:
+        raise ValueError(f"shape must be (height, width) with both >= 1, got {tuple(shape)}")
+    if images.ndim == 3 and images.shape[1:] == (h, w):
+        images = images.reshape(len(images), h * w)
     if images.ndim != 2 or images.shape[1] != h * w:
         raise ValueError(f"images must have shape (N, {h * w}) to be drawn as {h} x {w} pictures "
                          f"(shape = (height, width)), got {images.shape}")
@@ -106,7 +110,8 @@ def learning_curves(history, *, title: str = "", caption: str = "", path=None):
 
 def image_grid(images, *, ncols: int = 10, shape=(28, 28), title: str = "", caption: str = "",
                path=None):
-    """Images (N, H*W) in [0, 1], (H, W) = ``shape``, on a grid of ``ncols`` columns."""
+    """Images (N, H*W) in [0, 1], (H, W) = ``shape``, on a grid of ``ncols`` columns.
+    ValueError (from :func:`tile`) when the rows do not hold H*W pixels."""
     plt = pyplot()
     nrows = -(-len(images) // ncols)
     ch, cw = _cell_size(shape)
@@ -119,7 +124,9 @@ def image_grid(images, *, ncols: int = 10, shape=(28, 28), title: str = "", capt
 
 def reconstructions(inputs, recons, *, ncols: int = 10, shape=(28, 28), title: str = "",
                     caption: str = "", path=None):
-    """Each input above its reconstruction: blocks of two rows (input, reconstruction)."""
+    """Each input above its reconstruction: blocks of two rows (input, reconstruction).
+    ``inputs`` and ``recons`` (N, H*W), (H, W) = ``shape``; ValueError when they differ in shape
+    or do not hold H*W pixels."""
     plt = pyplot()
     inputs, recons = np.asarray(inputs), np.asarray(recons)
     if inputs.shape != recons.shape:
@@ -172,8 +179,9 @@ def latent_scatter(z, labels, *, box=None, title: str = "", caption: str = "", p
 
 def manifold(images, z, n: int, *, shape=(28, 28), title: str = "", caption: str = "",
              path=None):
-    """The decoded n x n grid of :func:`scratchvae.generate.latent_grid`, with the z values of
-    the cells on the axes (z_1 increases to the right, z_2 upwards)."""
+    """The decoded n x n grid of :func:`scratchvae.generate.latent_grid`: ``images`` (n*n, H*W),
+    (H, W) = ``shape``, and their ``z`` (n*n, 2), drawn on the axes (z_1 increases to the right,
+    z_2 upwards)."""
     plt = pyplot()
     z = np.asarray(z).reshape(n, n, 2)
     fig, ax = plt.subplots(figsize=(7.2, 7.2))
@@ -190,8 +198,8 @@ def manifold(images, z, n: int, *, shape=(28, 28), title: str = "", caption: str
 
 def interpolations(rows, *, labels=None, shape=(28, 28), title: str = "", caption: str = "",
                    path=None):
-    """Each row (n_steps, H*W), (H, W) = ``shape``, decodes z_t = (1 - t) E_q[z|x_a] + t E_q[z|x_b] for t
-    from 0 to 1; ``labels`` names the rows (e.g. "3 -> 4")."""
+    """Each row (n_steps, H*W), (H, W) = ``shape``, decodes z_t = (1 - t) E_q[z|x_a] + t E_q[z|x_b]
+    for t from 0 to 1; ``labels`` names the rows (e.g. "3 -> 4")."""
     rows = [np.asarray(r) for r in rows]
     n_steps = rows[0].shape[0]
     plt = pyplot()
