@@ -81,12 +81,14 @@ def train_within_budget(model, data, config, work_dir, *, minutes, patience, max
     log : callable or None, receives the trainer's line per epoch
     scores : callable(history) -> list of float, or None
         One validation score per epoch so far, higher is better, called after every epoch
-        (default: each epoch's validation ELBO).
+        (default: :func:`scratchvae.runs.validation_scores`, the validation ELBO, or L_K when
+        training on the IWAE bound).
 
     Returns
     -------
     (history, reason, seconds): the trainer's history, why training stopped, the wall time.
     """
+    from scratchvae.runs import validation_scores
     from scratchvae.train import train
     work = Path(work_dir)
     budget, t_start = 60.0 * minutes, time.perf_counter()
@@ -102,7 +104,7 @@ def train_within_budget(model, data, config, work_dir, *, minutes, patience, max
         config.epochs = len(history) + 1
         history = train(model, data["train"], data["valid"], config, out_dir=str(work),
                         resume=str(work / "checkpoint.npz") if history else None, log=log)
-        values = scores(history) if scores is not None else [h["valid_elbo"] for h in history]
+        values = scores(history) if scores is not None else validation_scores(history)
         last_epoch_wall = time.perf_counter() - t0
         best = int(np.argmax(values))
         if len(history) - 1 - best >= patience:

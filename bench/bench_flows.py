@@ -10,7 +10,8 @@ ELBO, "mc": flows have no closed-form KL, so the diagonal row uses it too and th
 only in q), Adam, and the same wall-clock budget (``--minutes``, per posterior):
 ``bench_common.train_within_budget`` trains one epoch per ``scratchvae.train.train`` call,
 starts another only while it fits, and stops early after ``--patience`` epochs without a better
-validation ELBO. The evaluated model is the best validation epoch (the trainer's ``best.npz``).
+validation score (the ELBO; with ``--estimator iwae``, the validation L_K with the training K,
+:func:`scratchvae.runs.validation_scores`). The evaluated model is the best validation epoch (the trainer's ``best.npz``).
 
 Evaluation on the test split: the ELBO ("mc", ``--elbo-samples`` draws per image, all 10000
 images) and log p(x) by importance sampling (``scratchvae.evaluate.log_likelihood``, K =
@@ -260,7 +261,8 @@ def train_and_evaluate(name, args, work, data, log):
         return row
     best_vae, meta = load_model(work / "best.npz")
     row["best"] = meta["history"][-1]
-    log(f"evaluating epoch {row['best']['epoch']} (best validation ELBO)")
+    log(f"evaluating epoch {row['best']['epoch']} (best validation "
+        f"{'L_K' if 'valid_iwae' in row['best'] else 'ELBO'})")
     row.update(evaluate(best_vae, data["test"], args, log))
     log(f"test ELBO {row['test_elbo']:.2f}, log p(x) {row['logp_mean']:.2f} +- {row['logp_stderr']:.2f}")
     return row
@@ -327,7 +329,8 @@ def markdown(rep):
              f"Training: Adam lr {s['lr']}, batch {s['batch_size']}, estimator {s['estimator']} "
              f"(S = {s['n_samples']}), warm-up {s['warmup_epochs']:g} epochs, {s['minutes']:g} min "
              f"per posterior, early stopping after {s['patience']} epochs without a better "
-             f"validation ELBO; the best validation epoch is evaluated. Test ELBO: mc, "
+             f"validation {'L_K' if s['estimator'] == 'iwae' else 'ELBO'}; the best validation "
+             f"epoch is evaluated. Test ELBO: mc, "
              f"{s['elbo_samples']} samples per image, all 10000 images. log p(x): K = {s['eval_k']} "
              f"on {where}.", "",
              "| q(z\\|x) | K | parameters | epochs run (best) | s/epoch | training min | stopped by | "

@@ -19,14 +19,17 @@ makes resuming bit-exact):
         beta = min(1, step / (warmup_epochs * steps_per_epoch))      (1 without warm-up)
         loss, grads = -mean ELBO (or IWAE bound) and its gradient       (model.loss_and_grads)
         optimizer.step(grads)                                           (optim.py)
-    validation ELBO on the validation set with noise from a separate, fixed generator
+    validation ELBO on the validation set with noise from a separate, fixed generator (and, when
+        training on the IWAE bound, L_K with the training K, from another one)
     divergence checks (a collapsed validation ELBO, or training and validation parted)
     metrics row -> history (printed, written to metrics.csv and metrics.json)
     best.npz (if improved), then checkpoint.npz (params, optimizer state, rng state, history),
     each written atomically (:mod:`scratchvae.runs` says why in this order)
 
-Early stopping: stop when the validation ELBO has not improved for ``patience`` epochs; the
-best parameters are kept in ``best.npz``. Resuming a run that stopped early, or that has
+Early stopping: stop when the validation score has not improved for ``patience`` epochs; the
+best parameters are kept in ``best.npz``. The score is the validation ELBO, or for the "iwae"
+estimator the validation IWAE bound L_K (``valid_iwae``): a model trained on L_K trades ELBO for
+L_K, and its ELBO can stall or fall while L_K, the objective, still improves. Resuming a run that stopped early, or that has
 already trained ``epochs`` epochs, trains nothing and says so.
 """
 from __future__ import annotations
@@ -42,7 +45,7 @@ from .data import binarize, check_data
 from .runs.divergence import advice, check_divergence
 from .evaluate import elbo
 from .optim import OPTIMIZERS
-from .runs import check_out_dir, checkpoint_path, restore_best, write_outputs
+from .runs import check_out_dir, checkpoint_path, restore_best, validation_scores, write_outputs
 from .runs.threads import blas_threads
 from .validate import (check_choice, check_float_array, check_int, check_model, check_path,
                        check_positive)
@@ -271,25 +274,33 @@ def _epochs(run, model, opt, rng, x_train, y_train, x_valid, y_valid, config, lo
 
 
 def _stream(config, k):
-    """The k-th auxiliary random stream of a run (1: validation noise, 2: validation binarization)."""
+    """The k-th auxiliary random stream of a run (1: validation noise, 2: validation binarization,
+    3: validation noise of the IWAE bound)."""
     seeds = config.seed if isinstance(config.seed, list) else [config.seed]
     return np.random.default_rng([*seeds, k])
 
 
 def _validation(model, x_valid, y_valid, config, epoch):
-    """Validation ELBO (one noise draw per example, from a fixed stream) and its parts."""
+    """Validation ELBO (one noise draw per example, from a fixed stream) and its parts; for the
+    "iwae" estimator also ``valid_iwae``, the bound L_K with the training K (another stream)."""
     valid = elbo(model, x_valid, rng=_stream(config, 1), n_samples=1, y=y_valid)
-    if not np.all(np.isfinite(valid["elbo"])):
+    row = {"valid_elbo": float(valid["elbo"].mean()), "valid_rec": float(valid["rec"].mean()),
+           "valid_kl": float(valid["kl"].mean()),
+           "valid_bits_per_dim": float(-valid["elbo"].mean() / (model.x_dim * np.log(2)))}
+    if config.estimator == "iwae":
+        row["valid_iwae"] = float(elbo(model, x_valid, rng=_stream(config, 3), y=y_valid,
+                                       n_samples=config.n_samples, estimator="iwae")["elbo"].mean())
+    if not all(np.isfinite(v) for v in row.values()):
         when = f"after epoch {epoch}" if epoch else "of the untrained model"
         raise FloatingPointError(f"the validation ELBO is not finite {when}: the "
                                  f"parameters have diverged; lower the learning rate (lr={config.lr})")
-    return {"valid_elbo": float(valid["elbo"].mean()), "valid_rec": float(valid["rec"].mean()),
-            "valid_kl": float(valid["kl"].mean()),
-            "valid_bits_per_dim": float(-valid["elbo"].mean() / (model.x_dim * np.log(2)))}
+    return row
 
 
 def _progress_line(row, config, beta):
     line = (f"epoch {row['epoch']:3d}/{config.epochs}  train -ELBO {row['train_loss']:9.3f}  ")
+    if "valid_iwae" in row:
+        line += f"valid L_{config.n_samples} {row['valid_iwae']:9.3f}  "
     if "valid_elbo" in row:
         line += (f"valid ELBO {row['valid_elbo']:9.3f} (rec {row['valid_rec']:9.3f}, KL "
                  f"{row['valid_kl']:7.3f})  {row['valid_bits_per_dim']:.4f} bits/dim  ")
@@ -299,7 +310,7 @@ def _progress_line(row, config, beta):
 
 
 def _stalled(history, patience):
-    best_epoch = int(np.argmax([h["valid_elbo"] for h in history]))
+    best_epoch = int(np.argmax(validation_scores(history)))
     return len(history) - 1 - best_epoch >= patience
 
 
@@ -308,7 +319,7 @@ def _finished(history, config):
     n = len(history)
     if config.patience is not None and history and "valid_elbo" in history[0] \
             and _stalled(history, config.patience):
-        best = int(np.argmax([h["valid_elbo"] for h in history])) + 1
+        best = int(np.argmax(validation_scores(history))) + 1
         return (f"nothing to train: the run stopped early after epoch {n} (no validation "
                 f"improvement in {config.patience} epochs since epoch {best}, which best.npz "
                 f"holds)")

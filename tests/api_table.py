@@ -1115,6 +1115,9 @@ entry("checkpoint.restore_params", lambda params, saved: ckpt.restore_params(par
 entry("runs.check_out_dir", lambda out_dir, overwrite: runs.check_out_dir(out_dir, overwrite=overwrite),
       lambda rng: {"out_dir": os.path.join(_TMP, "run"), "overwrite": False}, {"out_dir": PATH, "overwrite": FLAG},
       nonfinite_ok=True, covers=("runs.write_outputs",))
+entry("runs.validation_scores", lambda history: np.array(runs.validation_scores(history)),
+      lambda rng: {"history": [{"valid_elbo": -100.0, "valid_iwae": -99.0}, {"valid_elbo": -98.0}]},
+      {"history": OBJ}, shape_is(2))
 entry("runs.divergence.check_divergence", lambda history, initial, x_dim, factor, advice:
       div.check_divergence(history, initial, x_dim, factor, advice),
       lambda rng: {"history": [{"epoch": 1, "valid_elbo": -100.0, "train_loss": 99.0}], "initial": -200.0,

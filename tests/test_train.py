@@ -176,6 +176,41 @@ def test_early_stopping_keeps_the_best_epoch(tmp_path, digits, monkeypatch):
     assert ckpt.load_checkpoint(tmp_path / "checkpoint.npz")["meta"]["epoch"] == 4
 
 
+def test_an_iwae_run_is_judged_by_its_validation_iwae_bound(tmp_path, digits, monkeypatch):
+    _, xb = digits
+    # V_0 first; per epoch the ELBO (falling after epoch 1) then L_K (rising until epoch 3)
+    elbos = iter([-150.0, -100.0, -101.0, -102.0, -103.0, -104.0, -105.0])
+    bounds = iter([-140.0, -95.0, -94.0, -93.0, -93.5, -94.0, -92.0])
+
+    def scripted_elbo(vae, x, **kw):
+        v = next(bounds if kw.get("estimator") == "iwae" else elbos)
+        return {k: np.full(len(x), v if k == "elbo" else 1.0) for k in ("elbo", "rec", "kl")}
+
+    monkeypatch.setattr("scratchvae.train.elbo", scripted_elbo)
+    lines = []
+    hist = train(_tiny(), xb["train"][:100], xb["valid"][:50],
+                 TrainConfig(epochs=6, batch_size=50, patience=2, estimator="iwae", n_samples=3),
+                 out_dir=tmp_path, log=lines.append)
+    assert [h["valid_iwae"] for h in hist] == [-95.0, -94.0, -93.0, -93.5, -94.0], \
+        "L_K, not the ELBO (best at epoch 1), decides: best at epoch 3, then 2 epochs of patience"
+    assert "valid L_3   -93.000" in lines[2] and "early stopping" in lines[-1]
+    assert ckpt.load_checkpoint(tmp_path / "best.npz")["meta"]["epoch"] == 3
+
+
+def test_the_validation_iwae_bound_is_l_k_with_the_training_k(digits):
+    _, xb = digits
+    vae = _tiny()
+    hist = train(vae, xb["train"][:200], xb["valid"][:100],
+                 TrainConfig(epochs=2, batch_size=50, estimator="iwae", n_samples=3, seed=5))
+    again = elbo(vae, xb["valid"][:100], rng=np.random.default_rng([5, 3]), n_samples=3,
+                 estimator="iwae")["elbo"].mean()
+    assert hist[-1]["valid_iwae"] == float(again)
+    assert all(h["valid_iwae"] > h["valid_elbo"] for h in hist), "L_3 >= ELBO, on average"
+    mc = train(_tiny(), xb["train"][:200], xb["valid"][:100], TrainConfig(epochs=1, batch_size=50,
+                                                                          estimator="mc"))
+    assert "valid_iwae" not in mc[0]
+
+
 # ------------------------------------------------------------------------ (g) KL warm-up
 def test_kl_warmup_rises_linearly_to_one(digits, monkeypatch):
     _, xb = digits

@@ -42,7 +42,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "train", formatter_class=HF, help="train a VAE",
         description="Train a VAE; writes checkpoint.npz (last epoch), best.npz (best validation "
-                    "ELBO), metrics.csv/.json and run.json (the data options, for evaluate and "
+                    "ELBO; L_K for --estimator iwae), metrics.csv/.json and run.json (the data options, for evaluate and "
                     "sample) into --out and prints one line per epoch.")
     data_group(p, train=True)
     g = p.add_argument_group("model")
@@ -188,13 +188,17 @@ def run_train(args) -> int:
     if bad:                                    # the last step of an epoch can diverge unnoticed
         raise ValueError(f"training diverged: the validation ELBO is {bad[0]['valid_elbo']} at "
                          f"epoch {bad[0]['epoch']}; lower the learning rate (--lr {args.lr})")
-    best = max(history, key=lambda h: h["valid_elbo"])
+    from ..runs import validation_scores
+    scores = validation_scores(history)                   # the ELBO, or L_K for --estimator iwae
+    best = history[int(np.argmax(scores))]
+    name, score = ("ELBO", best["valid_elbo"]) if "valid_iwae" not in best else \
+        (f"IWAE bound L_{args.samples}", best["valid_iwae"])
     on_256 = ""
     if opts["dequantize"] == "uniform":
         from ..evaluate import bits_per_dim_discrete
-        on_256 = (f" = {float(bits_per_dim_discrete(-best['valid_elbo'], vae.x_dim)):.4f} "
+        on_256 = (f" = {float(bits_per_dim_discrete(-score, vae.x_dim)):.4f} "
                   f"bits/dim on the 256-level scale")
-    print(f"best validation ELBO {best['valid_elbo']:.3f} nats{on_256} at epoch {best['epoch']}")
+    print(f"best validation {name} {score:.3f} nats{on_256} at epoch {best['epoch']}")
     print("files: " + ", ".join(list_files(args.out)))
     return 0
 

@@ -1,7 +1,7 @@
 """A run folder: the files :func:`scratchvae.train.train` writes, their order, and who may write.
 
     checkpoint.npz   the last finished epoch (parameters, optimizer, rng state, history)
-    best.npz         the epoch with the best validation ELBO so far
+    best.npz         the epoch with the best validation score so far (:func:`validation_scores`)
     metrics.json, metrics.csv   one row per epoch
     run.json         (command line only) the data options, for evaluate, sample and --resume
 
@@ -34,6 +34,20 @@ from ..validate import check_bool, check_mapping, check_path
 
 CHECKPOINT, BEST = "checkpoint.npz", "best.npz"
 RUN_FILES = (CHECKPOINT, BEST, "metrics.json", "metrics.csv", "run.json")
+
+
+def validation_scores(history) -> list:
+    """The numbers early stopping and ``best.npz`` compare, one per metrics row (higher is better).
+
+    The validation IWAE bound ``valid_iwae`` when every row has one (a run trained on the IWAE
+    bound L_K is judged by L_K on the validation set, with the training K), else the validation
+    ELBO ``valid_elbo``; -inf for a row without validation. ``history`` is a list of dicts.
+    """
+    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+        raise TypeError(f"history must be a list of metrics rows (dicts), got "
+                        f"{type(history).__name__} {history!r:.80}")
+    key = "valid_iwae" if history and all("valid_iwae" in h for h in history) else "valid_elbo"
+    return [h.get(key, -np.inf) for h in history]
 
 
 def checkpoint_path(resume) -> str:
@@ -110,7 +124,7 @@ def write_outputs(out_dir, params, optimizer_state, meta) -> None:
     if not history:
         raise ValueError("meta['history'] must hold at least the epoch just finished, got []")
     os.makedirs(out_dir, exist_ok=True)
-    scores = [h.get("valid_elbo", -np.inf) for h in history]
+    scores = validation_scores(history)
     improved = "valid_elbo" in history[-1] and scores[-1] > max(scores[:-1], default=-np.inf)
     checkpoint, best = os.path.join(out_dir, CHECKPOINT), os.path.join(out_dir, BEST)
     first = not os.path.exists(checkpoint)
@@ -119,7 +133,7 @@ def write_outputs(out_dir, params, optimizer_state, meta) -> None:
             save_checkpoint(path, params, optimizer_state, meta)
     write_text_atomic(os.path.join(out_dir, "metrics.json"), json.dumps(history, indent=1))
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(history[0]))
+    writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for h in history for k in h)))
     writer.writeheader()
     writer.writerows(history)
     write_text_atomic(os.path.join(out_dir, "metrics.csv"), buf.getvalue())
@@ -136,7 +150,7 @@ def restore_best(out_dir, source, ck: dict, log) -> None:
     history = ck["meta"]["history"]
     if not history or "valid_elbo" not in history[0]:
         return
-    best = int(np.argmax([h["valid_elbo"] for h in history])) + 1
+    best = int(np.argmax(validation_scores(history))) + 1
     target = os.path.join(out_dir, BEST)
     have = _epoch_of(target)
     if have is not None and have >= best:
@@ -151,7 +165,8 @@ def restore_best(out_dir, source, ck: dict, log) -> None:
         return
     if log:
         log(f"warning: {target} is {'missing' if have is None else f'from epoch {have}'}, but the "
-            f"best validation ELBO was at epoch {best}; those parameters are not on disk. best.npz "
+            f"best validation {'L_K' if 'valid_iwae' in history[0] else 'ELBO'} was at epoch "
+            f"{best}; those parameters are not on disk. best.npz "
             f"will be written at the next improvement")
 
 
