@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from .checkpoint import load_checkpoint, restore_params
+from .checkpoint import load_checkpoint, remove_stale_temp_files, restore_params
 from .data import binarize, check_data
 from .runs.divergence import advice, check_divergence
 from .evaluate import elbo
@@ -191,6 +191,8 @@ def train(model, x_train, x_valid, config: TrainConfig, *, y_train=None, y_valid
         x_valid = _check_inputs(model, x_train, x_valid, y_train, y_valid, config)
         resume = None if resume is None else checkpoint_path(resume)
         stale = check_out_dir(out_dir, overwrite=overwrite, resume=resume)
+        if out_dir is not None and os.path.isdir(out_dir):      # a killed writer's leftovers,
+            remove_stale_temp_files(out_dir)                     # even if nothing is left to train
         rng = np.random.default_rng(config.seed)
         opt = OPTIMIZERS[config.optimizer](model.params, lr=config.lr)
         run = {"history": [], "initial": None, "written": 0, "out_dir": out_dir}

@@ -125,11 +125,16 @@ def test_resuming_a_run_that_stopped_early_trains_nothing(tmp_path, monkeypatch)
 
 def test_resuming_a_finished_run_trains_nothing(tmp_path):
     hist = train(_vae(), X, XV, TrainConfig(epochs=2, **CFG), out_dir=tmp_path, log=None)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()                          # killed while writing the last metrics.json, say
+    (tmp_path / f".tmp-{dead.pid}-0123abcd-metrics.json").write_text("[")
     lines = []
     again = train(_vae(), X, XV, TrainConfig(epochs=2, **CFG), out_dir=tmp_path,
                   resume=tmp_path, log=lines.append)
     assert _drop_seconds(again) == _drop_seconds(hist)
     assert lines[0].startswith("nothing to train: the checkpoint has 2 epochs and epochs=2")
+    assert sorted(os.listdir(tmp_path)) == ["best.npz", "checkpoint.npz", "metrics.csv",
+                                            "metrics.json"], "the dead writer's file is removed"
 
 
 def test_best_npz_is_brought_up_to_the_best_epoch_on_resume(tmp_path, monkeypatch):

@@ -18,7 +18,8 @@ Rules, each answering a way a run was lost or mixed up:
   comes first, so that no ``best.npz`` exists without a checkpoint to resume; a kill right after
   it leaves no ``best.npz``, which resuming rebuilds from the checkpoint (:func:`restore_best`).
 - Every file is written atomically (:mod:`scratchvae.checkpoint`); temporary files of a killed
-  process are removed by the next save into the folder.
+  process are removed when the next run starts in the folder (resuming one that has nothing left
+  to train included) and by every save into it.
 """
 from __future__ import annotations
 
