@@ -262,7 +262,7 @@ def train_and_evaluate(name, args, work, data, log):
     best_vae, meta = load_model(work / "best.npz")
     row["best"] = meta["history"][-1]
     log(f"evaluating epoch {row['best']['epoch']} (best validation "
-        f"{'L_K' if 'valid_iwae' in row['best'] else 'ELBO'})")
+        f"{'L_K' if all('valid_iwae' in h for h in meta['history']) else 'ELBO'})")
     row.update(evaluate(best_vae, data["test"], args, log))
     log(f"test ELBO {row['test_elbo']:.2f}, log p(x) {row['logp_mean']:.2f} +- {row['logp_stderr']:.2f}")
     return row

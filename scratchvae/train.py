@@ -300,7 +300,8 @@ def _validation(model, x_valid, y_valid, config, epoch):
 
 
 def _progress_line(row, config, beta):
-    line = (f"epoch {row['epoch']:3d}/{config.epochs}  train -ELBO {row['train_loss']:9.3f}  ")
+    loss = f"-L_{config.n_samples}" if config.estimator == "iwae" else "-ELBO"
+    line = (f"epoch {row['epoch']:3d}/{config.epochs}  train {loss} {row['train_loss']:9.3f}  ")
     if "valid_iwae" in row:
         line += f"valid L_{config.n_samples} {row['valid_iwae']:9.3f}  "
     if "valid_elbo" in row:

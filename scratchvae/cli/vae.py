@@ -191,8 +191,9 @@ def run_train(args) -> int:
     from ..runs import validation_scores
     scores = validation_scores(history)                   # the ELBO, or L_K for --estimator iwae
     best = history[int(np.argmax(scores))]
-    name, score = ("ELBO", best["valid_elbo"]) if "valid_iwae" not in best else \
-        (f"IWAE bound L_{args.samples}", best["valid_iwae"])
+    by_iwae = all("valid_iwae" in h for h in history)     # the key validation_scores used
+    name, score = (f"IWAE bound L_{args.samples}", best["valid_iwae"]) if by_iwae else \
+        ("ELBO", best["valid_elbo"])
     on_256 = ""
     if opts["dequantize"] == "uniform":
         from ..evaluate import bits_per_dim_discrete
