@@ -11,7 +11,8 @@ only in q), Adam, and the same wall-clock budget (``--minutes``, per posterior):
 ``bench_common.train_within_budget`` trains one epoch per ``scratchvae.train.train`` call,
 starts another only while it fits, and stops early after ``--patience`` epochs without a better
 validation score (the ELBO; with ``--estimator iwae``, the validation L_K with the training K,
-:func:`scratchvae.runs.validation_scores`). The evaluated model is the best validation epoch (the trainer's ``best.npz``).
+:func:`scratchvae.runs.validation_scores`). The evaluated model is the best validation epoch
+(the trainer's ``best.npz``).
 
 Evaluation on the test split: the ELBO ("mc", ``--elbo-samples`` draws per image, all 10000
 images) and log p(x) by importance sampling (``scratchvae.evaluate.log_likelihood``, K =

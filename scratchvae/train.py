@@ -29,8 +29,8 @@ makes resuming bit-exact):
 Early stopping: stop when the validation score has not improved for ``patience`` epochs; the
 best parameters are kept in ``best.npz``. The score is the validation ELBO, or for the "iwae"
 estimator the validation IWAE bound L_K (``valid_iwae``): a model trained on L_K trades ELBO for
-L_K, and its ELBO can stall or fall while L_K, the objective, still improves. Resuming a run that stopped early, or that has
-already trained ``epochs`` epochs, trains nothing and says so.
+L_K, and its ELBO can stall or fall while L_K, the objective, still improves. Resuming a run
+that stopped early, or that has already trained ``epochs`` epochs, trains nothing and says so.
 """
 from __future__ import annotations
 

@@ -42,8 +42,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "train", formatter_class=HF, help="train a VAE",
         description="Train a VAE; writes checkpoint.npz (last epoch), best.npz (best validation "
-                    "ELBO; L_K for --estimator iwae), metrics.csv/.json and run.json (the data options, for evaluate and "
-                    "sample) into --out and prints one line per epoch.")
+                    "ELBO; L_K for --estimator iwae), metrics.csv/.json and run.json (the data "
+                    "options, for evaluate and sample) into --out and prints one line per epoch.")
     data_group(p, train=True)
     g = p.add_argument_group("model")
     g.add_argument("--z-dim", type=int, default=20, help="latent dimensions")

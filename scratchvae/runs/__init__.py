@@ -166,7 +166,8 @@ def restore_best(out_dir, source, ck: dict, log) -> None:
         return
     if log:
         log(f"warning: {target} is {'missing' if have is None else f'from epoch {have}'}, but the "
-            f"best validation {'L_K' if 'valid_iwae' in history[0] else 'ELBO'} was at epoch "
+            f"best validation {'L_K' if all('valid_iwae' in h for h in history) else 'ELBO'} "
+            f"was at epoch "
             f"{best}; those parameters are not on disk. best.npz "
             f"will be written at the next improvement")
 
