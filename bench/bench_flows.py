@@ -67,6 +67,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without `pip install -e .`
 from scratchvae.checkpoint import load_checkpoint  # noqa: E402
 from scratchvae.evaluate import elbo, log_likelihood  # noqa: E402
 from scratchvae.posteriors import POSTERIORS  # noqa: E402
+from scratchvae.runs import validation_key  # noqa: E402
 from scratchvae.runs.threads import blas_threads  # noqa: E402
 from scratchvae.train import TrainConfig, load_model, train  # noqa: E402
 from scratchvae.vae import VAE  # noqa: E402
@@ -263,7 +264,7 @@ def train_and_evaluate(name, args, work, data, log):
     best_vae, meta = load_model(work / "best.npz")
     row["best"] = meta["history"][-1]
     log(f"evaluating epoch {row['best']['epoch']} (best validation "
-        f"{'L_K' if all('valid_iwae' in h for h in meta['history']) else 'ELBO'})")
+        f"{'L_K' if validation_key(meta['history']) == 'valid_iwae' else 'ELBO'})")
     row.update(evaluate(best_vae, data["test"], args, log))
     log(f"test ELBO {row['test_elbo']:.2f}, log p(x) {row['logp_mean']:.2f} +- {row['logp_stderr']:.2f}")
     return row

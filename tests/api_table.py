@@ -1117,7 +1117,7 @@ entry("runs.check_out_dir", lambda out_dir, overwrite: runs.check_out_dir(out_di
       nonfinite_ok=True, covers=("runs.write_outputs",))
 entry("runs.validation_scores", lambda history: np.array(runs.validation_scores(history)),
       lambda rng: {"history": [{"valid_elbo": -100.0, "valid_iwae": -99.0}, {"valid_elbo": -98.0}]},
-      {"history": OBJ}, shape_is(2))
+      {"history": OBJ}, shape_is(2), covers=("runs.validation_key",))
 entry("runs.divergence.check_divergence", lambda history, initial, x_dim, factor, advice:
       div.check_divergence(history, initial, x_dim, factor, advice),
       lambda rng: {"history": [{"epoch": 1, "valid_elbo": -100.0, "train_loss": 99.0}], "initial": -200.0,

@@ -188,12 +188,11 @@ def run_train(args) -> int:
     if bad:                                    # the last step of an epoch can diverge unnoticed
         raise ValueError(f"training diverged: the validation ELBO is {bad[0]['valid_elbo']} at "
                          f"epoch {bad[0]['epoch']}; lower the learning rate (--lr {args.lr})")
-    from ..runs import validation_scores
-    scores = validation_scores(history)                   # the ELBO, or L_K for --estimator iwae
-    best = history[int(np.argmax(scores))]
-    by_iwae = all("valid_iwae" in h for h in history)     # the key validation_scores used
-    name, score = (f"IWAE bound L_{args.samples}", best["valid_iwae"]) if by_iwae else \
-        ("ELBO", best["valid_elbo"])
+    from ..runs import validation_key, validation_scores
+    best = history[int(np.argmax(validation_scores(history)))]  # ELBO, or L_K for iwae
+    key = validation_key(history)
+    name = f"IWAE bound L_{args.samples}" if key == "valid_iwae" else "ELBO"
+    score = best[key]
     on_256 = ""
     if opts["dequantize"] == "uniform":
         from ..evaluate import bits_per_dim_discrete

@@ -107,7 +107,7 @@ def _is_idx(path: Path) -> bool:
     """True when the file (raw or gzip) starts like an IDX file: 0 0 <type> <ndim 1..4>."""
     with open(path, "rb") as f:
         head = f.read(4)
-    if head[:2] == b"\x1f\x8b":
+    if _is_gzip(path):
         try:
             with gzip.open(path) as f:
                 head = f.read(4)

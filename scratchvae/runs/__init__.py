@@ -44,11 +44,17 @@ def validation_scores(history) -> list:
     bound L_K is judged by L_K on the validation set, with the training K), else the validation
     ELBO ``valid_elbo``; -inf for a row without validation. ``history`` is a list of dicts.
     """
+    key = validation_key(history)
+    return [h.get(key, -np.inf) for h in history]
+
+
+def validation_key(history) -> str:
+    """``"valid_iwae"`` when every row of ``history`` has one, else ``"valid_elbo"``: the key
+    :func:`validation_scores` compares. TypeError unless ``history`` is a list of dicts."""
     if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
         raise TypeError(f"history must be a list of metrics rows (dicts), got "
                         f"{type(history).__name__} {history!r:.80}")
-    key = "valid_iwae" if history and all("valid_iwae" in h for h in history) else "valid_elbo"
-    return [h.get(key, -np.inf) for h in history]
+    return "valid_iwae" if history and all("valid_iwae" in h for h in history) else "valid_elbo"
 
 
 def checkpoint_path(resume) -> str:
@@ -166,7 +172,7 @@ def restore_best(out_dir, source, ck: dict, log) -> None:
         return
     if log:
         log(f"warning: {target} is {'missing' if have is None else f'from epoch {have}'}, but the "
-            f"best validation {'L_K' if all('valid_iwae' in h for h in history) else 'ELBO'} "
+            f"best validation {'L_K' if validation_key(history) == 'valid_iwae' else 'ELBO'} "
             f"was at epoch "
             f"{best}; those parameters are not on disk. best.npz "
             f"will be written at the next improvement")
