@@ -63,8 +63,11 @@ class BernoulliLikelihood:
     def backward(self, dlog_px, cache):
         """Gradient w.r.t. the logits: dlog_px[..., None] * (x - sigmoid(t))."""
         xb, t, sp = cache
-        probs = np.exp(t - sp)                         # sigmoid(t) = e^t / (1 + e^t)
-        return (xb - probs) * dlog_px[..., None]       # (B, L, D)
+        d = np.subtract(t, sp)                         # one (B, L, D) array, then in place:
+        np.exp(d, out=d)                               # sigmoid(t) = e^(t - softplus(t))
+        np.subtract(xb, d, out=d)                      # x - sigmoid(t)
+        d *= dlog_px[..., None]
+        return d                                       # (B, L, D)
 
     def mean(self, out):
         """E[x|z] = sigmoid(logits)."""
