@@ -23,8 +23,8 @@ array with a zero border (the free boundary), and a colour is one or two whole s
 so the neighbours of a whole sub-lattice are shifted slices of another one: each pixel's field is
 computed once per sweep, on contiguous memory (``_SubLattices``; the mean-field sweep does the
 same with strided slices). On spins the neighbour sum is a sum of integers, so the field is
-bit-for-bit the masked form's. At 1024 x 1024 this made a sweep 3.8x (ICM) and 3.3x (Gibbs)
-faster than the masked form with 4 neighbours, 6-7x with 8 (``bench/bench_ising.py``; Gibbs
+bit-for-bit the masked form's. At 1024 x 1024 this made a sweep 3.7x (ICM) and 3.2x (Gibbs)
+faster than the masked form with 4 neighbours, 6.0-6.4x with 8 (``bench/bench_ising.py``; Gibbs
 draws its uniforms per sub-lattice, so its samples differ from the masked form's). The
 per-pixel loops in ``tests/test_ising_baselines.py`` are the textbook scan both are checked
 against.
@@ -121,7 +121,7 @@ class _SubLattices:
         for (p, q), z in self.padded.items():
             z = z.reshape(-1)
             for di, dj in self.offsets:
-                if (di, dj) > (0, 0) and not known:                  # (0, 1), (1, -1), (1, 0), (1, 1)
+                if (di, dj) > (0, 0) and not known:          # (0, 1), (1, -1), (1, 0), (1, 1)
                     other = self.padded[(p + di) % 2, (q + dj) % 2].reshape(-1)
                     k = (p + di) // 2 * row + (q + dj) // 2          # flat offset of the neighbour
                     pair += _dot(z[:z.size - k], other[k:]) if k >= 0 else _dot(z[-k:], other[:k])
@@ -136,7 +136,7 @@ def _dot(a: np.ndarray, b: np.ndarray) -> float:
 
 def _spins(v: np.ndarray) -> np.ndarray:
     """sign(v) with 0 -> +1, new (H, W) array of v's dtype: np.where(v >= 0, 1, -1) for finite v,
-    computed as copysign(1, v + 0) (-0 + 0 is +0), two fast passes instead of np.where's."""
+    computed as copysign(1, v + 0) (-0 + 0 is +0): two vectorized passes, and no int64 image."""
     s = v + v.dtype.type(0)
     return np.copysign(v.dtype.type(1), s, out=s)
 
