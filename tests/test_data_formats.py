@@ -325,6 +325,22 @@ def test_tile_takes_flat_rows_or_images_and_refuses_other_sizes():
         tile(x.reshape(2, 28), 1, 3, (-4, -7))
 
 
+def test_class_grid_draws_rows_in_the_images_shape_and_refuses_other_sizes(tmp_path):
+    from scratchvae.viz.lab_toy import class_grid
+    x = np.random.default_rng(0).random((2, 3, 4 * 7))                   # 2 classes, 3 images
+    fig = class_grid(x, [0, 1], shape=(4, 7))
+    strip = fig.axes[1].images[0].get_array()
+    assert strip.shape == (4, 21), "one row: 3 images of 4 x 7 side by side"
+    np.testing.assert_array_equal(strip[:, 7:14], x[1, 1].reshape(4, 7))
+    assert Image.open(class_grid(x, [0, 1], shape=(4, 7), path=tmp_path / "g.png")).size > (0, 0)
+    with pytest.raises(ValueError, match=r"shape \(N, 784\) to be drawn as 28 x 28"):
+        class_grid(x, [0, 1])                                             # the 28 x 28 default
+    with pytest.raises(ValueError, match=r"images must have shape \(rows, columns, H\*W\)"):
+        class_grid(x[0], [0], shape=(4, 7))
+    with pytest.raises(ValueError, match=r"row_notes must give one label per row of images \(2\)"):
+        class_grid(x, [0, 1], shape=(4, 7), row_notes=["a"])
+
+
 @pytest.mark.slow
 def test_images_that_are_not_28_by_28_are_drawn_in_their_own_shape(tmp_path, capsys, monkeypatch):
     import scratchvae.viz.vae as figures

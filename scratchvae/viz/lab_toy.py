@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import pyplot, save
+from .vae import tile
 
 CLUSTER_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
 
@@ -114,13 +115,26 @@ def collapse_figure(x, labels, runs, *, suptitle="", caption="", path=None):
     return _finish(fig, suptitle, caption, path)
 
 
-def class_grid(images, classes, *, side=28, row_notes=None, suptitle="", caption="", path=None):
-    """One row per requested class: images (R, C, side*side) in [0, 1], ink white on black."""
-    plt = pyplot()
+def class_grid(images, classes, *, shape=(28, 28), row_notes=None, suptitle="", caption="",
+               path=None):
+    """One row per requested class: images (R, C, H*W) in [0, 1], (H, W) = ``shape`` (see
+    :func:`scratchvae.data.image_shape`), ink white on black; ``classes`` (and ``row_notes``)
+    give one label per row.
+
+    Raises ValueError when ``images`` is not (R, C, H*W) or the labels are not one per row.
+    """
+    images = np.asarray(images)
+    if images.ndim != 3:
+        raise ValueError(f"images must have shape (rows, columns, H*W), got {images.shape}")
     R, C = images.shape[:2]
+    for name, labels in (("classes", classes), ("row_notes", row_notes)):
+        if labels is not None and len(labels) != R:
+            raise ValueError(f"{name} must give one label per row of images ({R}), "
+                             f"got {len(labels)}")
+    plt = pyplot()
     fig, axes = plt.subplots(R, 1, figsize=(0.62 * C + 1.6, 0.7 * R + 0.9), squeeze=False)
     for r, ax in enumerate(axes[:, 0]):
-        strip = images[r].reshape(C, side, side).transpose(1, 0, 2).reshape(side, C * side)
+        strip = tile(images[r], 1, C, shape)                        # (H, C*W), checks the size
         ax.imshow(strip, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         ax.set_xticks([])
         ax.set_yticks([])
