@@ -116,8 +116,8 @@ class _SubLattices:
         product with a border entry is 0, so only the real pixel pairs count. The pair sum is a
         sum of integers, exact in any order.
         """
-        row, lik = self.padded[0, 0].shape[1], 0.0
-        known, pair = pair is not None, pair or 0.0
+        row, lik, known = self.padded[0, 0].shape[1], 0.0, pair is not None
+        pair = pair if known else 0.0
         for (p, q), z in self.padded.items():
             z = z.reshape(-1)
             for di, dj in self.offsets:

@@ -173,9 +173,8 @@ def restore_best(out_dir, source, ck: dict, log) -> None:
     if log:
         log(f"warning: {target} is {'missing' if have is None else f'from epoch {have}'}, but the "
             f"best validation {'L_K' if validation_key(history) == 'valid_iwae' else 'ELBO'} "
-            f"was at epoch "
-            f"{best}; those parameters are not on disk. best.npz "
-            f"will be written at the next improvement")
+            f"was at epoch {best}; those parameters are not on disk. best.npz will be written at "
+            f"the next improvement")
 
 
 def _epoch_of(path):
